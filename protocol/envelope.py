@@ -23,12 +23,12 @@ from protocol.version import SCHEMA_VERSION
 
 __all__ = [
     "CONTROL_KINDS",
+    "ENVELOPE_ADAPTER",
     "KINDS",
     "AckEnvelope",
     "Body",
     "DeviceStateEnvelope",
     "Envelope",
-    "ENVELOPE_ADAPTER",
     "ExceptionEnvelope",
     "ParcelScanEnvelope",
     "ResendRequestEnvelope",

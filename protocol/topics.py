@@ -68,5 +68,5 @@ def parse_topic(topic: str) -> Topic:
     parts = topic.split("/") if isinstance(topic, str) else []
     if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != PREFIX or parts[3] not in _DIRECTIONS:
         raise TopicError(f"not a Wayline topic: {topic!r:.100}")
-    direction: Direction = parts[3]  # type: ignore[assignment]
+    direction: Direction = parts[3]
     return Topic(_checked(parts[2]), direction)
