@@ -1,0 +1,137 @@
+"""The pure-Python re-sequencer: a warm start or a time-oriented nearest neighbour, then
+or-opt and 2-opt moves restricted to near neighbours, judged by the full soft-window
+simulation and stopped at the time limit. Fast enough to be everyone's fallback."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from edge.sequencer.base import build_result
+from edge.sequencer.problem import SequenceResult, SequencerParams, SequencingProblem
+from edge.sequencer.schedule import Evaluator
+
+__all__ = ["GreedySequencer"]
+
+log = logging.getLogger(__name__)
+
+NEIGHBOURS = 10  # candidate positions per stop in the local search
+
+
+class GreedySequencer:
+    """Nearest neighbour with soft windows, then or-opt/2-opt until the time limit."""
+
+    name = "greedy"
+
+    def __init__(self, neighbours: int = NEIGHBOURS) -> None:
+        self.neighbours = neighbours
+
+    def solve(self, problem: SequencingProblem, params: SequencerParams) -> SequenceResult:
+        t0 = time.perf_counter()
+        deadline = t0 + params.time_limit_s
+        ev = Evaluator(problem, params)
+        fixed = 1 if problem.committed_next is not None else 0
+        best = ev.indices(problem.current_order)
+        best_cost = ev.cost(best)
+        nn = _nearest_neighbour(ev, best[:fixed])
+        nn_cost = ev.cost(nn)
+        if nn_cost < best_cost:
+            best, best_cost = nn, nn_cost
+        best, best_cost = _local_search(ev, best, best_cost, fixed, deadline, self.neighbours)
+        order = [ev.ids[i] for i in best]
+        return build_result(problem, params, order, self.name, time.perf_counter() - t0)
+
+
+def _nearest_neighbour(ev: Evaluator, prefix: list[int]) -> list[int]:
+    """Next is the stop that is cheapest to serve from here: travel, wait and lateness."""
+    p = ev.problem
+    tt, dm = p.travel_time, p.distance
+    w = ev.params.lateness_weight
+    route = list(prefix)
+    left = set(range(len(p.stops))) - set(route)
+    t, pos = p.start_time, p.start_node
+    for i in route:
+        t = max(t + tt[pos][ev.node[i]], ev.ready[i]) + ev.service[i]
+        pos = ev.node[i]
+    while left:
+        best_i, best_s = -1, float("inf")
+        for i in left:
+            a = t + tt[pos][ev.node[i]]
+            start = max(a, ev.ready[i])
+            score = dm[pos][ev.node[i]] + (start - a) + w * max(0, start - ev.due[i])
+            if score < best_s or (score == best_s and i < best_i):
+                best_i, best_s = i, score
+        i = best_i
+        left.discard(i)
+        route.append(i)
+        t = max(t + tt[pos][ev.node[i]], ev.ready[i]) + ev.service[i]
+        pos = ev.node[i]
+    return route
+
+
+def _near(ev: Evaluator, k: int) -> list[list[int]]:
+    dm = ev.problem.distance
+    n = len(ev.node)
+    out = []
+    for i in range(n):
+        row = dm[ev.node[i]]
+        out.append(sorted((j for j in range(n) if j != i), key=lambda j: (row[ev.node[j]], j))[:k])
+    return out
+
+
+def _local_search(
+    ev: Evaluator,
+    route: list[int],
+    cost: float,
+    fixed: int,
+    deadline: float,
+    k: int,
+) -> tuple[list[int], float]:
+    n = len(route)
+    if n - fixed < 2:
+        return route, cost
+    near = _near(ev, k)
+    clock = time.perf_counter
+    improved = True
+    while improved:
+        improved = False
+        pos = {c: i for i, c in enumerate(route)}
+        for a in range(fixed, n):
+            if clock() > deadline:
+                return route, cost
+            moved = False
+            for b_stop in near[route[a]]:
+                b = pos[b_stop]
+                if b < fixed:
+                    continue
+                for r in _moves(route, a, b, fixed):
+                    c = ev.cost(r)
+                    if c < cost - 1e-9:
+                        route, cost, improved, moved = r, c, True, True
+                        break
+                if moved:
+                    pos = {c: i for i, c in enumerate(route)}
+                    break
+    log.debug("greedy local search converged at cost %.1f", cost)
+    return route, cost
+
+
+def _moves(route: list[int], a: int, b: int, fixed: int) -> list[list[int]]:
+    """Or-opt (segments of 1-3 from ``a`` placed next to ``b``) and a 2-opt between them."""
+    out: list[list[int]] = []
+    n = len(route)
+    for length in (1, 2, 3):
+        if a + length > n or a <= b < a + length:
+            continue
+        seg = route[a : a + length]
+        rest = route[:a] + route[a + length :]
+        j = rest.index(route[b])
+        for ins in (j, j + 1):
+            if ins >= fixed and ins != a:
+                out.append(rest[:ins] + seg + rest[ins:])
+    lo, hi = min(a, b), max(a, b)
+    if hi - lo >= 1 and lo >= fixed:
+        out.append(route[:lo] + route[lo : hi + 1][::-1] + route[hi + 1 :])
+        if lo + 1 < hi:
+            out.append(route[: lo + 1] + route[lo + 1 : hi + 1][::-1] + route[hi + 1 :])
+    return out

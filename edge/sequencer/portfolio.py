@@ -1,0 +1,127 @@
+"""The default re-sequencer: a greedy answer first, then a real solver within what is left
+of the budget, and the cheapest of the current order, the greedy and the solver's answer.
+
+It never leaves the driver without a route: a solver that raises, or that has not answered
+when the budget (plus a small grace) is spent, is logged and ignored, and the greedy route
+(or the driver's current order, if cheaper) stands. Which solver runs is chosen per call:
+PyVRP when the greedy route keeps every window (a day PyVRP's hard windows fit), OR-Tools,
+whose windows are soft, when it does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+
+from edge.sequencer.base import Sequencer, build_result
+from edge.sequencer.greedy import GreedySequencer
+from edge.sequencer.problem import (
+    SequenceResult,
+    SequencerParams,
+    SequencingProblem,
+    Status,
+)
+
+__all__ = ["PortfolioSequencer", "make_sequencer"]
+
+log = logging.getLogger(__name__)
+
+GREEDY_SHARE = 0.15  # of the budget, for the greedy answer that always comes first
+SOLVER_SHARE = 0.9  # of what is left, handed to the solver as its own time limit
+GRACE_S = 0.05  # how long past the budget a solver's answer is still awaited
+
+
+class PortfolioSequencer:
+    """Greedy first, then the solver that suits the day; the cheapest valid route wins."""
+
+    name = "portfolio"
+
+    def __init__(
+        self,
+        primary: Sequencer | None,
+        soft: Sequencer | None = None,
+        fallback: Sequencer | None = None,
+        greedy_share: float = GREEDY_SHARE,
+        grace_s: float = GRACE_S,
+    ) -> None:
+        self.primary = primary
+        self.soft = soft
+        self.fallback = fallback if fallback is not None else GreedySequencer()
+        self.greedy_share = greedy_share
+        self.grace_s = grace_s
+
+    def solve(self, problem: SequencingProblem, params: SequencerParams) -> SequenceResult:
+        t0 = time.perf_counter()
+        deadline = t0 + params.time_limit_s
+        current = build_result(problem, params, problem.current_order, "current", 0.0)
+        greedy: SequenceResult | None = None
+        try:
+            greedy = self.fallback.solve(
+                problem, replace(params, time_limit_s=params.time_limit_s * self.greedy_share)
+            )
+        except Exception:
+            log.exception("greedy re-sequence failed; keeping the current order as fallback")
+        backup = current if greedy is None or current.cost <= greedy.cost else greedy
+        solver = self.primary
+        if self.soft is not None and (solver is None or (greedy is not None and greedy.lateness)):
+            solver = self.soft
+        answer: SequenceResult | None = None
+        left = deadline - time.perf_counter()
+        if solver is not None and left > 0:
+            answer = self._bounded(solver, problem, replace(params, time_limit_s=left * SOLVER_SHARE), left + self.grace_s)
+        seconds = time.perf_counter() - t0
+        if answer is None:
+            status = Status.CURRENT if backup is current else Status.FALLBACK
+            return replace(backup, seconds=seconds, status=status)
+        best = min((answer, backup), key=lambda r: r.cost)
+        status = Status.CURRENT if best is current else Status.SOLVED
+        return replace(best, seconds=seconds, status=status)
+
+    def _bounded(
+        self,
+        solver: Sequencer,
+        problem: SequencingProblem,
+        params: SequencerParams,
+        timeout: float,
+    ) -> SequenceResult | None:
+        """Run ``solver`` in a worker thread; ``None`` if it raises or misses ``timeout``."""
+        box: list[SequenceResult | BaseException] = []
+
+        def work() -> None:
+            try:
+                box.append(solver.solve(problem, params))
+            except BaseException as exc:  # handed back to the caller's thread
+                box.append(exc)
+
+        worker = threading.Thread(target=work, name=f"sequencer-{solver.name}", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive() or not box:
+            log.warning("%s missed its %.3f s budget; the fallback route stands", solver.name, timeout)
+            return None
+        out = box[0]
+        if isinstance(out, BaseException):
+            log.warning("%s failed (%s); the fallback route stands", solver.name, out)
+            return None
+        if not problem.is_valid_order(out.order):
+            log.warning("%s returned an invalid order; the fallback route stands", solver.name)
+            return None
+        return out
+
+
+def make_sequencer() -> Sequencer:
+    """The re-sequencer the benchmark (``bench/resequence.py``) shows is best.
+
+    PyVRP is optional at run time: without it, OR-Tools does all the work.
+    """
+    from edge.sequencer.ortools_solver import OrToolsSequencer
+
+    ortools = OrToolsSequencer()
+    try:
+        from edge.sequencer.pyvrp_solver import PyVrpSequencer
+    except ImportError:
+        log.info("pyvrp is not installed; the re-sequencer uses OR-Tools only")
+        return PortfolioSequencer(primary=ortools)
+    return PortfolioSequencer(primary=PyVrpSequencer(), soft=ortools)
