@@ -31,8 +31,14 @@ _ENVELOPE_KEYS = frozenset({"v", "id", "src", "seq", "lc", "ts", "kind", "body"}
 
 
 def encode(envelope: BaseModel) -> bytes:
-    """Serialise an envelope to msgpack. Field order is the models' order, so bytes are stable."""
-    packed: bytes = msgpack.packb(envelope.model_dump(mode="python"), use_bin_type=True)
+    """Serialise an envelope to msgpack. Field order is the models' order, so bytes are stable.
+
+    Raises ``SchemaError`` for a value msgpack cannot carry (an integer outside 64 bits).
+    """
+    try:
+        packed: bytes = msgpack.packb(envelope.model_dump(mode="python"), use_bin_type=True)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise SchemaError(f"cannot encode {type(envelope).__name__}: {exc!s:.80}") from None
     return packed
 
 
@@ -43,9 +49,7 @@ def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope:
     if len(data) > max_bytes:
         raise OversizeError(f"payload of {len(data)} bytes is over the {max_bytes}-byte limit")
     try:
-        raw = msgpack.unpackb(
-            data, raw=False, use_list=False, strict_map_key=True
-        )
+        raw = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises a zoo of types for garbage; all mean one thing
         raise MalformedError(f"not msgpack: {type(exc).__name__}: {exc!s:.80}") from None
     if not isinstance(raw, dict):
@@ -104,5 +108,3 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
             found.extend(_models_in(arg))
         return found
     return []
-
-

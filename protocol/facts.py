@@ -83,7 +83,7 @@ class ParcelScan(WireModel):
     position: Annotated[int, Field(ge=1)] | None = None
 
 
-_Scalar = str | int | float | bool | None
+_Scalar = str | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
 
 
 class ExceptionReport(WireModel):

@@ -23,7 +23,7 @@ __all__ = [
 
 PREFIX = "wayline/v1"
 Direction = Literal["up", "down", "state"]
-_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _DIRECTIONS: tuple[Direction, ...] = ("up", "down", "state")
 
 
@@ -35,7 +35,7 @@ class Topic(NamedTuple):
 
 
 def _checked(device: str) -> str:
-    if not isinstance(device, str) or not _DEVICE.match(device):
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise TopicError(f"device id {device!r:.70} is not a valid topic level")
     return device
 

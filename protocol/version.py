@@ -17,12 +17,12 @@ MAJOR = 1
 MINOR = 0
 SCHEMA_VERSION = f"{MAJOR}.{MINOR}"
 
-_VERSION = re.compile(r"^(\d{1,4})\.(\d{1,4})$")
+_VERSION = re.compile(r"([0-9]{1,4})\.([0-9]{1,4})")
 
 
 def parse_version(v: object) -> tuple[int, int]:
     """Return ``(major, minor)`` of a version this receiver can read, or raise VersionError."""
-    if not isinstance(v, str) or not (m := _VERSION.match(v)):
+    if not isinstance(v, str) or not (m := _VERSION.fullmatch(v)):
         raise VersionError(f"schema version must look like '1.0', got {v!r:.40}")
     major, minor = int(m.group(1)), int(m.group(2))
     if major != MAJOR:
