@@ -5,7 +5,10 @@ It never leaves the driver without a route: a solver that raises, or that has no
 when the budget (plus a small grace) is spent, is logged and ignored, and the greedy route
 (or the driver's current order, if cheaper) stands. Which solver runs is chosen per call:
 PyVRP when the greedy route keeps every window (a day PyVRP's hard windows fit), OR-Tools,
-whose windows are soft, when it does not.
+whose windows are soft, when it does not (if given a ``soft`` solver). The benchmark showed
+PyVRP's answer beats OR-Tools' even on days no route keeps every window, and the greedy
+wins on days most windows are missed; so ``make_sequencer`` runs PyVRP alone after the
+greedy, and OR-Tools only where PyVRP is not installed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ __all__ = ["PortfolioSequencer", "make_sequencer"]
 
 log = logging.getLogger(__name__)
 
-GREEDY_SHARE = 0.15  # of the budget, for the greedy answer that always comes first
+GREEDY_SHARE = 0.1  # of the budget, for the greedy answer that always comes first
 SOLVER_SHARE = 0.9  # of what is left, handed to the solver as its own time limit
 GRACE_S = 0.05  # how long past the budget a solver's answer is still awaited
 
@@ -70,7 +73,8 @@ class PortfolioSequencer:
         answer: SequenceResult | None = None
         left = deadline - time.perf_counter()
         if solver is not None and left > 0:
-            answer = self._bounded(solver, problem, replace(params, time_limit_s=left * SOLVER_SHARE), left + self.grace_s)
+            sub = replace(params, time_limit_s=left * SOLVER_SHARE)
+            answer = self._bounded(solver, problem, sub, left + self.grace_s)
         seconds = time.perf_counter() - t0
         if answer is None:
             status = Status.CURRENT if backup is current else Status.FALLBACK
@@ -99,7 +103,7 @@ class PortfolioSequencer:
         worker.start()
         worker.join(timeout)
         if worker.is_alive() or not box:
-            log.warning("%s missed its %.3f s budget; the fallback route stands", solver.name, timeout)
+            log.warning("%s missed its %.3f s budget; the fallback stands", solver.name, timeout)
             return None
         out = box[0]
         if isinstance(out, BaseException):
@@ -118,10 +122,9 @@ def make_sequencer() -> Sequencer:
     """
     from edge.sequencer.ortools_solver import OrToolsSequencer
 
-    ortools = OrToolsSequencer()
     try:
         from edge.sequencer.pyvrp_solver import PyVrpSequencer
     except ImportError:
-        log.info("pyvrp is not installed; the re-sequencer uses OR-Tools only")
-        return PortfolioSequencer(primary=ortools)
-    return PortfolioSequencer(primary=PyVrpSequencer(), soft=ortools)
+        log.info("pyvrp is not installed; the re-sequencer uses OR-Tools")
+        return PortfolioSequencer(primary=OrToolsSequencer())
+    return PortfolioSequencer(primary=PyVrpSequencer())

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pyvrp
-from pyvrp.stop import MaxRuntime
+from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement
 
 from edge.sequencer.base import build_result
 from edge.sequencer.problem import (
@@ -31,6 +31,7 @@ __all__ = ["PyVrpSequencer"]
 log = logging.getLogger(__name__)
 
 MIN_SEARCH_S = 0.005
+PATIENCE = 1500  # iterations without improvement after which the search stops early
 NO_LIMIT = 2**40
 
 
@@ -101,7 +102,7 @@ def _solve(problem: SequencingProblem, params: SequencerParams, t0: float) -> li
     left = max(MIN_SEARCH_S, params.time_limit_s - (time.perf_counter() - t0))
     result = pyvrp.solve(
         data,
-        stop=MaxRuntime(left),
+        stop=MultipleCriteria([MaxRuntime(left), NoImprovement(PATIENCE)]),
         seed=params.seed,
         collect_stats=False,
         display=False,
