@@ -22,6 +22,7 @@ Browser
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -208,10 +209,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     lines = [f"{pid}: {_proc_cmdline(pid)}" for pid in sorted(survivors)]
     for pid in survivors:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line("child processes left at session end (killed):", red=True)

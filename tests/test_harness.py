@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import logging
 import os
@@ -84,10 +85,8 @@ def _retained(broker: MosquittoBroker, topic: str, collectors: list[Any]) -> lis
     reader = Collector(broker, unique_id("reader"))
     collectors.append(reader)
     reader.subscribe(topic)
-    try:
+    with contextlib.suppress(TimeoutError):
         wait_for(lambda: reader.messages, timeout=0.5)
-    except TimeoutError:
-        pass
     return [m.payload for m in reader.messages]
 
 
@@ -168,7 +167,9 @@ def test_allowed_error_by_fixture(allowed_errors: list[str]) -> None:
 @pytest.fixture
 def inner_pytest(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A pytest run in a subprocess that uses this conftest."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+    )
     pytester.makeini(
         "[pytest]\n"
         "addopts = --strict-markers -p no:cacheprovider\n"
@@ -200,7 +201,9 @@ def test_unexpected_error_log_fails_the_test(inner_pytest: pytest.Pytester) -> N
     )
     result = inner_pytest.runpytest_subprocess()
     result.assert_outcomes(passed=4, errors=2)
-    result.stdout.fnmatch_lines(["*unexpected error log records*", "*ERROR wayline.x: store is corrupt*"])
+    result.stdout.fnmatch_lines(
+        ["*unexpected error log records*", "*ERROR wayline.x: store is corrupt*"]
+    )
 
 
 def test_leftover_thread_fails_the_test(inner_pytest: pytest.Pytester) -> None:
