@@ -1,0 +1,103 @@
+"""The ``Planner`` protocol, the portfolio that picks an engine per problem, and ``plan()``.
+
+What the benchmark showed (``bench/plan.py``, ``docs/performance.md``): PyVRP serves the
+time-windowed, many-vehicle problems best, so ``auto`` runs PyVRP with most of the budget and
+keeps a reserve for OR-Tools, which runs only when PyVRP returns no feasible plan (PyVRP keeps
+required orders required; OR-Tools can leave one out with its reason and still plan the
+rest). ``both`` splits the budget evenly and keeps the better result: complete before
+partial before none, then the lower objective.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from cloud.planning.model import Model, build_model
+from cloud.planning.ortools_planner import OrToolsPlanner
+from cloud.planning.params import PlanningParams, SolverChoice
+from cloud.planning.problem import PlanningProblem
+from cloud.planning.pyvrp_planner import PyVrpPlanner
+from cloud.planning.result import PlanResult, PlanStatus
+
+__all__ = ["Planner", "PortfolioPlanner", "make_planner", "plan"]
+
+logger = logging.getLogger(__name__)
+
+AUTO_RESERVE_FRACTION = 0.1
+"""Share of the budget ``auto`` keeps for the OR-Tools fallback."""
+AUTO_RESERVE_MAX_S = 3.0
+
+_RANK = {PlanStatus.COMPLETE: 0, PlanStatus.PARTIAL: 1, PlanStatus.NO_SOLUTION: 2}
+
+
+class Planner(Protocol):
+    """A planning engine: bounded by ``params.time_limit_s``, seeded, warm-started."""
+
+    name: str
+
+    def plan(self, problem: PlanningProblem, params: PlanningParams) -> PlanResult: ...
+
+    def solve(self, model: Model, time_limit_s: float) -> PlanResult: ...
+
+
+def better(a: PlanResult, b: PlanResult) -> PlanResult:
+    """The better of two results: status first, then objective (ties keep ``a``)."""
+    ka, kb = (_RANK[a.status], a.objective), (_RANK[b.status], b.objective)
+    return b if kb < ka else a
+
+
+class PortfolioPlanner:
+    """Runs PyVRP and/or OR-Tools inside one time budget, per ``params.solver``."""
+
+    name = "portfolio"
+
+    def __init__(self) -> None:
+        self._pyvrp = PyVrpPlanner()
+        self._ortools = OrToolsPlanner()
+
+    def plan(self, problem: PlanningProblem, params: PlanningParams) -> PlanResult:
+        t0 = time.perf_counter()
+        model = build_model(problem, params)
+        return self.solve(model, params.time_limit_s - (time.perf_counter() - t0))
+
+    def solve(self, model: Model, time_limit_s: float) -> PlanResult:
+        t0 = time.perf_counter()
+        choice = model.params.solver
+        if choice is SolverChoice.ORTOOLS:
+            return self._ortools.solve(model, time_limit_s)
+        if choice is SolverChoice.PYVRP:
+            return self._pyvrp.solve(model, time_limit_s)
+        if choice is SolverChoice.BOTH:
+            first = self._pyvrp.solve(model, time_limit_s / 2)
+            second = self._ortools.solve(model, time_limit_s - (time.perf_counter() - t0))
+            best = better(first, second)
+        else:
+            reserve = min(AUTO_RESERVE_FRACTION * time_limit_s, AUTO_RESERVE_MAX_S)
+            best = self._pyvrp.solve(model, time_limit_s - reserve)
+            if best.status is not PlanStatus.COMPLETE:
+                logger.info("PyVRP: %s; trying OR-Tools", best.message or best.status)
+                remaining = time_limit_s - (time.perf_counter() - t0)
+                best = better(best, self._ortools.solve(model, remaining))
+        return _retimed(best, time.perf_counter() - t0)
+
+
+def _retimed(r: PlanResult, seconds: float) -> PlanResult:
+    return PlanResult(
+        r.status, r.routes, r.unplanned, r.cost, r.objective, r.solver, seconds, r.message
+    )
+
+
+def make_planner(params: PlanningParams) -> Planner:
+    """The planner ``params.solver`` names (the portfolio for ``auto`` and ``both``)."""
+    if params.solver is SolverChoice.ORTOOLS:
+        return OrToolsPlanner()
+    if params.solver is SolverChoice.PYVRP:
+        return PyVrpPlanner()
+    return PortfolioPlanner()
+
+
+def plan(problem: PlanningProblem, params: PlanningParams) -> PlanResult:
+    """Plan ``problem`` within ``params.time_limit_s`` seconds with the chosen engine."""
+    return make_planner(params).plan(problem, params)

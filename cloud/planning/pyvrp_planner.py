@@ -1,0 +1,172 @@
+"""The PyVRP planner: the only module that imports PyVRP.
+
+The model maps onto PyVRP as follows: each order is a client (with its own location, so
+per-order prices and stability can sit in the matrices); every start/end location is a
+depot, plus a virtual "anywhere" depot where gig couriers end. Vehicles that are
+interchangeable share a vehicle type; each type gets a profile whose *distance* matrix is
+the model's leg cost (``unit_distance_cost=1``) and whose duration matrix is its travel
+time. Orders a vehicle may not serve (skills, pins, cut-off) cost the required-drop penalty
+and take longer than the horizon in that profile, so serving them is never feasible.
+Optional orders are clients with ``required=False`` and their postponement cost as prize.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pyvrp
+from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+
+from cloud.planning.evaluate import evaluate, no_solution
+from cloud.planning.model import ANYWHERE, Model, build_model
+from cloud.planning.params import PlanningParams
+from cloud.planning.problem import OrderKind, PlanningProblem
+from cloud.planning.result import PlanResult
+
+__all__ = ["PyVrpPlanner"]
+
+logger = logging.getLogger(__name__)
+
+_MIN_BUDGET_S = 0.05
+
+
+class PyVrpPlanner:
+    """Plans with PyVRP's iterated local search."""
+
+    name = "pyvrp"
+
+    def plan(self, problem: PlanningProblem, params: PlanningParams) -> PlanResult:
+        t0 = time.perf_counter()
+        model = build_model(problem, params)
+        return self.solve(model, params.time_limit_s - (time.perf_counter() - t0))
+
+    def solve(self, model: Model, time_limit_s: float) -> PlanResult:
+        t0 = time.perf_counter()
+        if not model.orders or not model.vehicles:
+            return evaluate(model, {}, self.name, time.perf_counter() - t0)
+        data, groups = _build(model)
+        budget = max(time_limit_s - (time.perf_counter() - t0), _MIN_BUDGET_S)
+        stop: Any = MaxRuntime(budget)
+        if model.params.iteration_limit is not None:
+            stop = MultipleCriteria([MaxIterations(model.params.iteration_limit), stop])
+        initial = _warm_start(model, data, groups)
+        result = pyvrp.solve(
+            data, stop, seed=model.params.seed, collect_stats=False,
+            display=model.params.log_search, initial_solution=initial,
+        )
+        seconds = time.perf_counter() - t0
+        if not result.is_feasible():
+            return no_solution(model, self.name, seconds, "PyVRP found no feasible plan in time")
+        free = [list(g) for g in groups]
+        assignment: dict[int, list[int]] = {}
+        for route in result.best.routes():
+            v = free[route.vehicle_type()].pop(0)
+            assignment[v] = [a.idx for a in route if a.type == pyvrp.ActivityType.CLIENT]
+        return evaluate(model, assignment, self.name, seconds)
+
+
+def _build(model: Model) -> tuple[Any, list[list[int]]]:
+    n = len(model.orders)
+    depot_locs: list[int] = []
+    for cv in model.vehicles:
+        for loc in (cv.start, cv.end):
+            if loc not in depot_locs:
+                depot_locs.append(loc)
+    nd = len(depot_locs)
+    locs = np.asarray(depot_locs + [o.location for o in model.orders], dtype=np.int64)
+    service = np.asarray([0] * nd + [o.service for o in model.orders], dtype=np.int64)
+    order = np.asarray([-1] * nd + list(range(n)), dtype=np.int64)
+
+    coords = model.problem.coordinates
+    locations = [
+        pyvrp.Location(*(coords[loc] if coords is not None and loc != ANYWHERE else (0, 0)))
+        for loc in locs.tolist()
+    ]
+    depots = [pyvrp.Depot(i) for i in range(nd)]
+
+    dims_size = any(cv.capacity is not None for cv in model.vehicles)
+    dims_stops = model.has_stop_limits
+    clients = []
+    for k, o in enumerate(model.orders):
+        delivery, pickup = [], []
+        if dims_size:
+            is_pickup = o.kind is OrderKind.PICKUP
+            delivery.append(0 if is_pickup else o.demand)
+            pickup.append(o.demand if is_pickup else 0)
+        if dims_stops:
+            delivery.append(1)
+            pickup.append(0)
+        clients.append(pyvrp.Client(
+            nd + k, delivery=delivery, pickup=pickup, service_duration=o.service,
+            tw_early=o.ready, tw_late=model.due(o), required=not o.optional,
+            prize=o.postponement_cost if o.optional else 0, name=o.id,
+        ))
+
+    big_size = sum(o.demand for o in model.orders) + 1
+    profiles: dict[tuple[object, ...], int] = {}
+    distance_matrices: list[Any] = []
+    duration_matrices: list[Any] = []
+    types: dict[tuple[object, ...], list[int]] = {}
+    type_args: dict[tuple[object, ...], dict[str, Any]] = {}
+    for v, cv in enumerate(model.vehicles):
+        barred = frozenset(k for k in range(n) if v not in model.allowed[k])
+        pkey = (model.cost_class(v), barred)
+        if pkey not in profiles:
+            cost = model.cost_matrix(v, locs, service, order)
+            dur = model.time_matrix(v, locs, service)
+            if cv.timed:
+                dur = dur - service[:, None]  # PyVRP adds the client's service itself
+            cols = np.asarray(sorted(barred), dtype=np.int64) + nd
+            if len(cols):
+                cost[:, cols] += model.required_penalty
+                dur[:, cols] = model.horizon + 1
+            np.fill_diagonal(cost, 0)
+            np.fill_diagonal(dur, 0)
+            profiles[pkey] = len(distance_matrices)
+            distance_matrices.append(cost)
+            duration_matrices.append(dur)
+        capacity = []
+        if dims_size:
+            capacity.append(big_size if cv.capacity is None else cv.capacity)
+        if dims_stops:
+            capacity.append(n if cv.max_stops is None else cv.max_stops)
+        args = dict(
+            capacity=capacity, start_depot=depot_locs.index(cv.start),
+            end_depot=depot_locs.index(cv.end),
+            fixed_cost=cv.fixed_cost + model.params.vehicle_fixed_cost,
+            tw_early=cv.earliest, tw_late=cv.latest, unit_distance_cost=1,
+            profile=profiles[pkey],
+        )
+        tkey = (pkey, tuple(sorted((k, str(a)) for k, a in args.items())))
+        types.setdefault(tkey, []).append(v)
+        type_args[tkey] = args
+    vehicle_types = [
+        pyvrp.VehicleType(len(vs), **type_args[key], name=",".join(
+            model.vehicles[v].vehicle.id for v in vs)[:200])
+        for key, vs in types.items()
+    ]
+    data = pyvrp.ProblemData(
+        locations=locations, clients=clients, depots=depots, vehicle_types=vehicle_types,
+        distance_matrices=distance_matrices, duration_matrices=duration_matrices,
+    )
+    return data, list(types.values())
+
+
+def _warm_start(model: Model, data: Any, groups: list[list[int]]) -> Any:
+    if not model.warm_routes:
+        return None
+    type_of = {v: t for t, vs in enumerate(groups) for v in vs}
+    routes = [
+        pyvrp.Route(
+            data, [pyvrp.Activity(pyvrp.ActivityType.CLIENT, k) for k in seq], type_of[v]
+        )
+        for v, seq in model.warm_routes.items()
+    ]
+    try:
+        return pyvrp.Solution(data, routes)
+    except (RuntimeError, ValueError) as exc:
+        logger.warning("warm start rejected by PyVRP (%s); solving from scratch", exc)
+        return None
