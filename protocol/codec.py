@@ -20,7 +20,7 @@ from protocol.errors import (
     SchemaError,
     UnknownKindError,
 )
-from protocol.version import MINOR, parse_version
+from protocol.version import MINOR, SCHEMA_VERSION, parse_version
 
 __all__ = ["DEFAULT_MAX_BYTES", "decode", "encode"]
 
@@ -54,7 +54,8 @@ def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope:
         raise MalformedError(f"not msgpack: {type(exc).__name__}: {exc!s:.80}") from None
     if not isinstance(raw, dict):
         raise MalformedError(f"envelope must be a map, got {type(raw).__name__}")
-    _, minor = parse_version(raw.get("v"))
+    v = raw.get("v")
+    minor = MINOR if v == SCHEMA_VERSION else parse_version(v)[1]
     kind = raw.get("kind")
     cls = envelope_class(kind) if isinstance(kind, str) else None
     if cls is None:

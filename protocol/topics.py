@@ -5,6 +5,7 @@ One uplink topic per device, so MQTT's per-topic ordering holds for each device'
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Literal, NamedTuple
 
@@ -65,7 +66,14 @@ def subscription(direction: Direction, device: str = "+") -> str:
 
 def parse_topic(topic: str) -> Topic:
     """Split a Wayline topic into device and direction, or raise TopicError."""
-    parts = topic.split("/") if isinstance(topic, str) else []
+    if not isinstance(topic, str):
+        raise TopicError(f"a topic is a string, not {type(topic).__name__}")
+    return _parse(topic)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parse(topic: str) -> Topic:
+    parts = topic.split("/")
     if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != PREFIX or parts[3] not in _DIRECTIONS:
         raise TopicError(f"not a Wayline topic: {topic!r:.100}")
     direction: Direction = parts[3]

@@ -1,0 +1,178 @@
+"""The MQTT link: the one module of Wayline's sync layer that imports paho.
+
+It connects in the background, reconnects with exponential backoff, re-subscribes on every
+connect, publishes a retained ``online`` state and leaves an ``offline`` last will. An
+unreachable broker is logged once per outage in one line, not on every retry. Received
+messages are handed to a callback as ``(topic, payload)``; nothing here decodes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from sync.errors import BrokerUrlError
+
+__all__ = ["BrokerAddress", "MqttLink", "parse_broker_url"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """``mqtt://host[:port]`` → address; anything else raises BrokerUrlError."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme != "mqtt" or not parsed.hostname:
+        raise BrokerUrlError(f"broker URL must look like mqtt://127.0.0.1:1883, got {url!r}")
+    try:
+        port = parsed.port or 1883
+    except ValueError as exc:
+        raise BrokerUrlError(f"bad port in broker URL {url!r}") from exc
+    return BrokerAddress(parsed.hostname, port)
+
+
+class MqttLink:
+    """A persistent-session MQTT 5 client that keeps itself connected."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        broker: BrokerAddress,
+        subscriptions: list[str],
+        on_message: Callable[[str, bytes], None],
+        on_connected: Callable[[], None] = lambda: None,
+        will: tuple[str, bytes] | None = None,
+        online: tuple[str, bytes] | None = None,
+        keepalive: int = 30,
+        session_expiry_s: int = 7 * 24 * 3600,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        max_inflight: int = 100,
+    ) -> None:
+        self.broker = broker
+        self._subscriptions = subscriptions
+        self._on_message = on_message
+        self._on_connected = on_connected
+        self._online = online
+        self._keepalive = keepalive
+        self._session_expiry_s = session_expiry_s
+        self._connected = threading.Event()
+        self._outage_logged = False
+        self._stopping = False
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        c.reconnect_delay_set(
+            min_delay=max(1, int(reconnect_min_s)), max_delay=int(reconnect_max_s)
+        )
+        c.max_inflight_messages_set(max_inflight)
+        c.max_queued_messages_set(0)
+        if will is not None:
+            c.will_set(will[0], will[1], qos=1, retain=True)
+        c.on_connect = self._handle_connect
+        c.on_connect_fail = self._handle_connect_fail
+        c.on_disconnect = self._handle_disconnect
+        c.on_message = self._handle_message
+        self._client = c
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._session_expiry_s
+        self._client.connect_async(
+            self.broker.host,
+            self.broker.port,
+            keepalive=self._keepalive,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    def stop(self, *, offline: tuple[str, bytes] | None = None) -> None:
+        """Publish a last state if connected, disconnect cleanly, and stop the network thread."""
+        if offline is not None and self.connected:
+            info = self._client.publish(offline[0], offline[1], qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=2)
+        self._stopping = True
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """Publish at QoS 1; False when not connected (the caller's outbox keeps the message)."""
+        if not self.connected:
+            return False
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    # -- paho callbacks (paho's network thread) ------------------------------------------
+
+    def _handle_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._log_outage(f"refused: {reason}")
+            return
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
+        if self._online is not None:
+            client.publish(self._online[0], self._online[1], qos=1, retain=True)
+        if self._outage_logged:
+            log.warning("broker %s reachable again", self.broker.url)
+        self._outage_logged = False
+        self._connected.set()
+        try:
+            self._on_connected()
+        except Exception:
+            log.exception("on_connected handler failed")
+
+    def _handle_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        self._log_outage("unreachable")
+
+    def _handle_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        if was and not self._stopping:
+            log.warning("lost broker %s (%s); retrying with backoff", self.broker.url, reason)
+
+    def _handle_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._on_message(msg.topic, msg.payload)
+        except Exception:
+            log.exception("message handler failed for %s", msg.topic)
+
+    def _log_outage(self, what: str) -> None:
+        if not self._outage_logged:
+            log.warning(
+                "broker %s %s; working offline and retrying with backoff", self.broker.url, what
+            )
+            self._outage_logged = True

@@ -1,0 +1,206 @@
+"""The local SQLite store of a node and the tables that make sync durable.
+
+Opening a store sets WAL and ``synchronous=FULL`` (DESIGN rule 7: facts survive power loss).
+A store that fails its integrity check is quarantined beside itself and what is intact is
+copied into a fresh one; nothing is ever deleted. The connection runs in autocommit mode and
+every write goes through :func:`transaction`, which takes the node's lock and issues
+``BEGIN IMMEDIATE`` / ``COMMIT`` itself, so a state change and the message reporting it land
+in one transaction (rule 1).
+
+Tables (created if missing):
+
+- ``sync_out(peer, next_seq, acked_upto)``: per outgoing stream, the next sequence number
+  to give and how far the peer has durably applied.
+- ``sync_outbox(peer, seq, id, kind, payload, created_ms)``: encoded envelopes not yet acked.
+- ``sync_in(peer, applied_upto)``: per incoming stream, the last sequence number applied.
+- ``sync_rejected(peer, seq, kind, reason, at_ms)``: in-order messages the handler refused.
+- ``sync_meta(key, value)``: the Lamport clock and other counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from sync.errors import StoreError
+
+__all__ = ["Store", "open_store"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_out (
+    peer TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, acked_upto INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_outbox (
+    peer TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+    payload BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (peer, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_in (peer TEXT PRIMARY KEY, applied_upto INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_rejected (
+    peer TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
+    at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class Store:
+    """A node's SQLite database, its lock, and the explicit transactions around it."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self.lock = threading.RLock()
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` under the node's lock; nested calls join the outer."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+            finally:
+                self._depth = 0
+
+    @contextlib.contextmanager
+    def savepoint(self, name: str = "msg") -> Iterator[None]:
+        """A savepoint inside the current transaction: undone alone if its block raises."""
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            raise
+        self.conn.execute(f"RELEASE {name}")
+
+    def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Run a query under the lock and return all rows."""
+        with self.lock:
+            return list(self.conn.execute(sql, params))
+
+    def ensure_schema(self, script: str) -> None:
+        """Create tables a caller needs (``CREATE … IF NOT EXISTS`` statements)."""
+        with self.lock:
+            try:
+                self.conn.executescript(script)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: schema: {exc}") from exc
+
+    def table_names(self) -> list[str]:
+        with self.lock:
+            return self.db.table_names()
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _healthy(path: Path) -> bool:
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            row = conn.execute("PRAGMA quick_check").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False
+    return bool(row) and row[0] == "ok"
+
+
+def _quarantine(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{path}{suffix}")
+        if src.exists():
+            shutil.move(src, f"{target}{suffix}")
+    return target
+
+
+def _recover(bad: Path, conn: sqlite3.Connection) -> int:
+    """Copy every row still readable from a quarantined store; return how many."""
+    copied = 0
+    try:
+        src = sqlite3.connect(f"file:{bad}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.DatabaseError:
+        return 0
+    try:
+        tables = src.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type='table' AND sql IS NOT NULL "
+            "AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+    except sqlite3.DatabaseError:
+        tables = []
+    for name, sql in tables:
+        try:
+            conn.execute(sql.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+            rows = src.execute(f'SELECT * FROM "{name}"')
+            while True:
+                try:
+                    row = rows.fetchone()
+                except sqlite3.DatabaseError:
+                    break
+                if row is None:
+                    break
+                marks = ",".join("?" * len(row))
+                conn.execute(f'INSERT OR IGNORE INTO "{name}" VALUES ({marks})', row)
+                copied += 1
+        except sqlite3.DatabaseError as exc:
+            log.error("recovering table %s from %s stopped: %s", name, bad, exc)
+    src.close()
+    return copied
+
+
+def open_store(path: str | Path) -> Store:
+    """Open (or create) a node's store; quarantine and recover it if it is corrupt."""
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.exists() and not _healthy(p):
+            bad = _quarantine(p)
+            conn = _connect(p)
+            copied = _recover(bad, conn)
+            log.critical(
+                "store %s failed its integrity check: quarantined as %s, %d rows recovered",
+                p,
+                bad,
+                copied,
+            )
+        else:
+            conn = _connect(p)
+        conn.executescript(_SCHEMA)
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"cannot open store {p}: {exc}") from exc
+    return Store(p, conn)
