@@ -1,0 +1,72 @@
+"""The coordinator's HTTP API (FastAPI; OpenAPI at ``/docs``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from cloud.coordinator import Coordinator
+from cloud.errors import CloudError, NotFoundError
+from protocol import RoutePlan
+
+__all__ = ["create_api"]
+
+
+def create_api(coordinator: Coordinator) -> FastAPI:
+    """The REST API over one coordinator."""
+    app = FastAPI(title="Wayline coordinator", version="1")
+
+    @app.exception_handler(CloudError)
+    async def _cloud_error(_r: Request, exc: CloudError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.get("/healthz")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "broker_connected": coordinator.node.connected}
+
+    @app.get("/v1/vehicles")
+    def vehicles() -> list[dict[str, Any]]:
+        return coordinator.db.devices()
+
+    @app.get("/v1/events")
+    def events(
+        src: str | None = None,
+        kind: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        return coordinator.db.events(src, kind, limit)
+
+    @app.get("/v1/sync")
+    def sync_status() -> dict[str, Any]:
+        return coordinator.sync_status()
+
+    @app.post("/v1/routes", status_code=202)
+    def send_route(plan: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        try:
+            parsed = RoutePlan.model_validate_json(json.dumps(plan))
+        except ValidationError as exc:
+            err = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(p) for p in err["loc"]) or "plan"
+            return JSONResponse(  # type: ignore[return-value]
+                {"error": f"{where}: {err['msg']}"}, status_code=422
+            )
+        return coordinator.send_plan(parsed)
+
+    @app.get("/v1/routes/{route_id}")
+    def get_route(route_id: str) -> dict[str, Any]:
+        rows = coordinator.db.query(
+            "SELECT route_id, version, vehicle_id, day, plan, created_ms FROM routes "
+            "WHERE route_id = ? ORDER BY version DESC LIMIT 1",
+            (route_id,),
+        )
+        if not rows:
+            raise NotFoundError(f"no route {route_id!r}")
+        row = rows[0]
+        row["plan"] = RoutePlan.model_validate_json(row["plan"]).model_dump(mode="json")
+        return row
+
+    return app

@@ -1,0 +1,250 @@
+"""The coordinator's store: every write of the cloud goes through this module.
+
+SQLite (WAL, ``synchronous=FULL``) through the sync layer's store, with numbered
+migrations in ``schema_migrations``. Replacing SQLite by a server database later means
+replacing this module, not its callers. Writes take the caller's open connection, so they
+commit together with the stream cursor that made them (exactly-once apply).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from protocol import (
+    DeviceState,
+    ExceptionReport,
+    ParcelScan,
+    RoutePlan,
+    RouteSequenceReport,
+    StopEvent,
+    Telemetry,
+    decode,
+    encode,
+)
+from sync import Store
+
+__all__ = ["MIGRATIONS", "CloudStore"]
+
+FINAL = ("delivered", "failed", "picked_up", "skipped")
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: devices, the event log, positions, stop facts, routes and what vehicles report
+    """
+    CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY, role TEXT NOT NULL, status TEXT NOT NULL,
+        status_at_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL);
+    CREATE TABLE events (
+        src TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+        lc INTEGER NOT NULL, ts INTEGER NOT NULL, payload BLOB NOT NULL,
+        PRIMARY KEY (src, seq)) WITHOUT ROWID;
+    CREATE INDEX events_kind ON events (kind);
+    CREATE TABLE positions (
+        vehicle_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, lat REAL NOT NULL,
+        lon REAL NOT NULL, speed_kmh REAL NOT NULL, heading_deg REAL NOT NULL,
+        odometer_km REAL NOT NULL, fuel_pct REAL, charge_pct REAL, door_open INTEGER NOT NULL,
+        ignition INTEGER NOT NULL, temperature_c REAL);
+    CREATE TABLE stop_facts (
+        stop_id TEXT PRIMARY KEY, vehicle_id TEXT NOT NULL, route_id TEXT NOT NULL,
+        status TEXT NOT NULL, at_ms INTEGER NOT NULL, event_id TEXT NOT NULL,
+        reason TEXT, recipient TEXT);
+    CREATE TABLE routes (
+        route_id TEXT NOT NULL, version INTEGER NOT NULL, vehicle_id TEXT NOT NULL,
+        day TEXT NOT NULL, plan TEXT NOT NULL, created_ms INTEGER NOT NULL,
+        PRIMARY KEY (route_id, version));
+    CREATE TABLE sequences (
+        vehicle_id TEXT NOT NULL, route_id TEXT NOT NULL, revision INTEGER NOT NULL,
+        plan_version INTEGER NOT NULL, reason TEXT NOT NULL, stops TEXT NOT NULL,
+        solver TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (vehicle_id, route_id, revision));
+    CREATE TABLE exceptions (
+        exception_id TEXT PRIMARY KEY, src TEXT NOT NULL, category TEXT NOT NULL,
+        severity TEXT NOT NULL, at_ms INTEGER NOT NULL, detail TEXT NOT NULL, stop_id TEXT,
+        parcel_id TEXT, vehicle_id TEXT, data TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open');
+    CREATE TABLE scans (
+        scan_id TEXT PRIMARY KEY, src TEXT NOT NULL, barcode TEXT NOT NULL, at_ms INTEGER NOT NULL,
+        result TEXT NOT NULL, parcel_id TEXT, depot_id TEXT, vehicle_id TEXT, container TEXT,
+        position INTEGER);
+    """,
+)
+
+
+class CloudStore:
+    """Reads and writes of the coordinator's state."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.migrate()
+
+    def migrate(self) -> int:
+        """Apply the migrations not applied yet; return the schema version."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
+            )
+            have = conn.execute(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations"
+            ).fetchone()[0]
+            for number, script in enumerate(MIGRATIONS, start=1):
+                if number > have:
+                    for statement in filter(str.strip, script.split(";")):
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (number,))
+            return len(MIGRATIONS)
+
+    # -- writes inside the ingest transaction ----------------------------------------------
+
+    def log_event(self, conn: sqlite3.Connection, src: str, seq: int, env: Any) -> None:
+        conn.execute(
+            "INSERT INTO events (src, seq, id, kind, lc, ts, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (src, seq, env.id, env.kind, env.lc, env.ts, encode(env)),
+        )
+
+    def set_state(self, conn: sqlite3.Connection, device: str, state: DeviceState) -> None:
+        conn.execute(
+            "INSERT INTO devices (device_id, role, status, status_at_ms, last_seen_ms) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET role = excluded.role, "
+            "status = excluded.status, status_at_ms = excluded.status_at_ms, "
+            "last_seen_ms = max(last_seen_ms, excluded.last_seen_ms) "
+            "WHERE excluded.status_at_ms >= devices.status_at_ms",
+            (device, state.role, state.status, state.at, state.at),
+        )
+
+    def set_position(self, conn: sqlite3.Connection, vehicle: str, t: Telemetry) -> None:
+        conn.execute(
+            "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(vehicle_id) DO UPDATE SET at_ms = excluded.at_ms, lat = excluded.lat, "
+            "lon = excluded.lon, speed_kmh = excluded.speed_kmh, "
+            "heading_deg = excluded.heading_deg, odometer_km = excluded.odometer_km, "
+            "fuel_pct = excluded.fuel_pct, charge_pct = excluded.charge_pct, "
+            "door_open = excluded.door_open, ignition = excluded.ignition, "
+            "temperature_c = excluded.temperature_c WHERE excluded.at_ms >= positions.at_ms",
+            (
+                vehicle,
+                t.at,
+                t.lat,
+                t.lon,
+                t.speed_kmh,
+                t.heading_deg,
+                t.odometer_km,
+                t.fuel_pct,
+                t.charge_pct,
+                int(t.door_open),
+                int(t.ignition),
+                t.temperature_c,
+            ),
+        )
+
+    def record_stop_event(self, conn: sqlite3.Connection, vehicle: str, e: StopEvent) -> bool:
+        """Keep a final fact; a stop's status only moves forward. True if it was new."""
+        if e.type not in FINAL:
+            return False
+        cur = conn.execute(
+            "INSERT INTO stop_facts (stop_id, vehicle_id, route_id, status, at_ms, event_id, "
+            "reason, recipient) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(stop_id) DO NOTHING",
+            (
+                e.stop_id,
+                vehicle,
+                e.route_id,
+                e.type,
+                e.at,
+                e.event_id,
+                e.reason,
+                e.proof.recipient_name if e.proof else None,
+            ),
+        )
+        return cur.rowcount == 1
+
+    def record_sequence(
+        self, conn: sqlite3.Connection, vehicle: str, r: RouteSequenceReport, at_ms: int
+    ) -> None:
+        stops = json.dumps([[s.stop_id, s.eta, s.late_s] for s in r.order])
+        conn.execute(
+            "INSERT OR REPLACE INTO sequences VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (vehicle, r.route_id, r.revision, r.plan_version, r.reason, stops, r.solver, at_ms),
+        )
+
+    def record_exception(self, conn: sqlite3.Connection, src: str, x: ExceptionReport) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO exceptions (exception_id, src, category, severity, at_ms, "
+            "detail, stop_id, parcel_id, vehicle_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                x.exception_id,
+                src,
+                x.category,
+                x.severity,
+                x.at,
+                x.detail,
+                x.stop_id,
+                x.parcel_id,
+                x.vehicle_id,
+                json.dumps(x.data),
+            ),
+        )
+
+    def record_scan(self, conn: sqlite3.Connection, src: str, s: ParcelScan) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO scans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                s.scan_id,
+                src,
+                s.barcode,
+                s.at,
+                s.result,
+                s.parcel_id,
+                s.depot_id,
+                s.vehicle_id,
+                s.container,
+                s.position,
+            ),
+        )
+
+    def save_plan(self, conn: sqlite3.Connection, plan: RoutePlan, now_ms: int) -> None:
+        body = plan.model_dump_json()
+        conn.execute(
+            "INSERT INTO routes (route_id, version, vehicle_id, day, plan, created_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (plan.route_id, plan.version, plan.vehicle_id, plan.day, body, now_ms),
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def latest_version(self, route_id: str) -> int:
+        rows = self.store.read("SELECT max(version) FROM routes WHERE route_id = ?", (route_id,))
+        return int(rows[0][0] or 0)  # type: ignore[call-overload]
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[dict[str, Any]]:
+        with self.store.lock:
+            cur = self.store.conn.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def devices(self) -> list[dict[str, Any]]:
+        return self.query(
+            "SELECT d.*, p.lat, p.lon, p.speed_kmh, p.at_ms AS position_at_ms, "
+            "(SELECT ts FROM events e WHERE e.src = d.device_id ORDER BY seq DESC LIMIT 1) "
+            "AS last_event_ms FROM devices d "
+            "LEFT JOIN positions p ON p.vehicle_id = d.device_id ORDER BY d.device_id"
+        )
+
+    def events(self, src: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
+        where, params = [], []
+        if src:
+            where.append("src = ?")
+            params.append(src)
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.query(
+            f"SELECT src, seq, id, kind, lc, ts, payload FROM events {clause} "
+            "ORDER BY src, seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        for r in rows:
+            r["body"] = decode(r.pop("payload"), max_bytes=1 << 30).body.model_dump(mode="json")
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        rows = self.store.read("SELECT kind, count(*) FROM events GROUP BY kind")
+        return {str(k): int(v) for k, v in rows}  # type: ignore[call-overload]

@@ -1,0 +1,5 @@
+import sys
+
+from wayline.cli import main
+
+sys.exit(main())
