@@ -14,7 +14,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from protocol import (
     RoutePlan,
     Telemetry,
-    down_topic,
     encode,
     make_envelope,
     up_topic,

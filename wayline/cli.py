@@ -49,7 +49,9 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
-def _run_service(start: Callable[[], None], stop: Callable[[], None], app: object, http: tuple[str, int] | None) -> int:
+def _run_service(
+    start: Callable[[], None], stop: Callable[[], None], app: object, http: tuple[str, int] | None
+) -> int:
     start()
     server = None
     try:
