@@ -34,7 +34,5 @@ def compute_etas(problem: SequencingProblem, order: Sequence[str] | None = None)
     out = []
     for sid, arrival, start in zip(sched.order, sched.arrivals, sched.starts, strict=True):
         stop = problem.stops[problem.index[sid]]
-        out.append(
-            StopEta(sid, arrival, start, start + stop.service, max(0, start - stop.due))
-        )
+        out.append(StopEta(sid, arrival, start, start + stop.service, max(0, start - stop.due)))
     return out

@@ -67,18 +67,39 @@ class TravelTimes(Protocol):
 def haversine_m(a: Point, b: Point) -> float:
     """Great-circle distance in metres between two (lat, lon) points."""
     la1, lo1, la2, lo2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin(
-        (lo2 - lo1) / 2
-    ) ** 2
+    h = (
+        math.sin((la2 - la1) / 2) ** 2
+        + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    )
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 # Rush hours slow the van down; nights are quick. Factors multiply the base speed.
 DEFAULT_HOURLY_FACTORS: tuple[float, ...] = (
-    1.3, 1.3, 1.3, 1.3, 1.3, 1.2,  # 00-05
-    1.0, 0.75, 0.7, 0.85, 0.95, 0.95,  # 06-11
-    0.9, 0.9, 0.95, 0.9, 0.75, 0.7,  # 12-17
-    0.8, 0.95, 1.05, 1.15, 1.2, 1.25,  # 18-23
+    1.3,
+    1.3,
+    1.3,
+    1.3,
+    1.3,
+    1.2,  # 00-05
+    1.0,
+    0.75,
+    0.7,
+    0.85,
+    0.95,
+    0.95,  # 06-11
+    0.9,
+    0.9,
+    0.95,
+    0.9,
+    0.75,
+    0.7,  # 12-17
+    0.8,
+    0.95,
+    1.05,
+    1.15,
+    1.2,
+    1.25,  # 18-23
 )
 
 
@@ -120,9 +141,7 @@ class GreatCircleTravelTimes:
     def matrix(self, points: Sequence[Point], departure: datetime) -> TravelMatrix:
         _check_points(points)
         speed = self.profile.speed(departure)
-        metres = [
-            [round(haversine_m(a, b) * self.circuity) for b in points] for a in points
-        ]
+        metres = [[round(haversine_m(a, b) * self.circuity) for b in points] for a in points]
         seconds = tuple(tuple(math.ceil(m / speed) for m in row) for row in metres)
         return TravelMatrix(seconds, tuple(tuple(row) for row in metres))
 

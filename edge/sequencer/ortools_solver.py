@@ -69,9 +69,12 @@ def _solve(problem: SequencingProblem, params: SequencerParams, t0: float) -> li
     routing.SetArcCostEvaluatorOfAllVehicles(arc)
 
     t_start = problem.start_time
-    horizon = max(
-        [s.due for s in stops] + [s.ready for s in stops] + [problem.shift_end or 0, t_start]
-    ) - t_start + sum(max(row) for row in ttm) + 1
+    horizon = (
+        max([s.due for s in stops] + [s.ready for s in stops] + [problem.shift_end or 0, t_start])
+        - t_start
+        + sum(max(row) for row in ttm)
+        + 1
+    )
     time_cb = routing.RegisterTransitMatrix(ttm)
     routing.AddDimension(time_cb, horizon, horizon, False, "time")
     tdim = routing.GetDimensionOrDie("time")

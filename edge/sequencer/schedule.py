@@ -76,7 +76,11 @@ class Evaluator:
         arrivals: list[int] = []
         starts: list[int] = []
         node, ready, due, service, dload = (
-            self.node, self.ready, self.due, self.service, self.dload,
+            self.node,
+            self.ready,
+            self.due,
+            self.service,
+            self.dload,
         )
         for i in idx:
             nd = node[i]
@@ -131,7 +135,8 @@ class Evaluator:
             dv = self.depthv
             depth = (
                 sum(dv[i] * (n - 1 - k) for k, i in enumerate(idx)) / (n - 1)
-                if n > 1 else dv[idx[0]]
+                if n > 1
+                else dv[idx[0]]
             )
         order = tuple(self.ids[i] for i in idx) if trace else ()
         return Schedule(
