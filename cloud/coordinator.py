@@ -87,7 +87,7 @@ class Coordinator:
             self.db.record_scan(conn, peer, envelope.body)
         else:
             raise Rejected(f"the coordinator does not take {envelope.kind} from devices")
-        self.db.log_event(conn, peer, envelope.seq, envelope)
+        self.db.log_event(conn, peer, envelope.seq, envelope, tx.payload)
 
     def on_state(self, tx: Tx, peer: str, envelope: DeviceStateEnvelope) -> None:
         self.db.set_state(tx.conn, peer, envelope.body)

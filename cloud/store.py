@@ -94,10 +94,13 @@ class CloudStore:
 
     # -- writes inside the ingest transaction ----------------------------------------------
 
-    def log_event(self, conn: sqlite3.Connection, src: str, seq: int, env: Any) -> None:
+    def log_event(
+        self, conn: sqlite3.Connection, src: str, seq: int, env: Any, payload: bytes = b""
+    ) -> None:
+        """Append to the event log; ``payload`` is the envelope as received (encoded if empty)."""
         conn.execute(
             "INSERT INTO events (src, seq, id, kind, lc, ts, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (src, seq, env.id, env.kind, env.lc, env.ts, encode(env)),
+            (src, seq, env.id, env.kind, env.lc, env.ts, payload or encode(env)),
         )
 
     def set_state(self, conn: sqlite3.Connection, device: str, state: DeviceState) -> None:

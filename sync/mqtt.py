@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -95,6 +96,7 @@ class MqttLink:
         c.on_connect_fail = self._handle_connect_fail
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
+        c.on_socket_open = self._handle_socket_open
         self._client = c
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -154,6 +156,11 @@ class MqttLink:
             self._on_connected()
         except Exception:
             log.exception("on_connected handler failed")
+
+    def _handle_socket_open(self, _c: mqtt.Client, _u: Any, sock: Any) -> None:
+        # Small messages and acks must not wait for Nagle's algorithm and delayed ACKs.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _handle_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
         self._log_outage("unreachable")

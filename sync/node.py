@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 Role = Literal["device", "hub"]
 _CONNECTED = "\x00connected"
+_WAKE = "\x00wake"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,8 @@ class SyncSettings:
     ack_timeout_s: float = 2.0
     ack_timeout_max_s: float = 30.0
     batch_max: int = 2000
+    batch_linger_s: float = 0.005
+    """After the first message of a batch, wait this long for more: fewer, larger commits."""
     tick_s: float = 0.05
     resend_interval_s: float = 1.0
     max_payload: int = DEFAULT_MAX_BYTES
@@ -103,6 +106,8 @@ class Tx:
         self.node = node
         self.conn = conn
         self.emitted: list[tuple[str, int]] = []
+        self.payload: bytes = b""
+        """The received bytes of the entry being applied (a handler may store them as is)."""
 
     def emit(self, peer: str, body: Body) -> Envelope:
         """Append ``body`` to the stream to ``peer``; it is sent once this transaction commits."""
@@ -273,11 +278,13 @@ class SyncNode:
             self._acked[p] = self._sent[p] = int(acked)  # type: ignore[call-overload]
             self._top[p] = int(nxt) - 1  # type: ignore[call-overload]
 
-    def _after_commit(self, tx: Tx) -> None:
+    def _after_commit(self, tx: Tx, *, wake: bool = True) -> None:
         for peer, seq in tx.emitted:
             self._top[peer] = max(self._top.get(peer, 0), seq)
             self._acked.setdefault(peer, 0)
             self._sent.setdefault(peer, self._acked[peer])
+        if tx.emitted and wake:
+            self._inbox.put((_WAKE, b""))  # publish now, not at the next tick
 
     # -- topics ----------------------------------------------------------------------------
 
@@ -318,20 +325,55 @@ class SyncNode:
         except queue.Empty:
             return []
         batch = [first]
+        until = time.monotonic() + self.settings.batch_linger_s
         while len(batch) < self.settings.batch_max:
             try:
                 batch.append(self._inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            left = until - time.monotonic()
+            if left <= 0 or first[0] == _WAKE:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=left))
             except queue.Empty:
                 break
         return batch
 
     def _process(self, batch: list[tuple[str, bytes]]) -> None:
+        batch = [item for item in batch if item[0] != _WAKE]
+        if not batch:
+            return
         try:
             self._process_batch(batch, careful=False)
         except _HandlerFailed:
             # A handler raised something other than Rejected: the batch was rolled back.
             # Run it again with a savepoint per message so only the faulty one is refused.
             self._process_batch(batch, careful=True)
+
+    def _decode(
+        self, batch: list[tuple[str, bytes]], counts: Counter[str]
+    ) -> tuple[list[tuple[str, Envelope, bytes]], bool]:
+        """Decode a batch outside the lock; return (peer, envelope, payload) triples and
+        whether any is a stream entry (which makes the batch's transaction durable)."""
+        out: list[tuple[str, Envelope, bytes]] = []
+        facts = False
+        for topic, payload in batch:
+            if topic == _CONNECTED:
+                out.append((_CONNECTED, None, b""))  # type: ignore[arg-type]
+                continue
+            counts["received"] += 1
+            try:
+                env = decode(payload, max_bytes=self.settings.max_payload)
+                peer = self._peer_of(topic, env)
+            except ProtocolError as exc:
+                counts[f"rejected_{exc.reason}"] += 1
+                log.warning("rejected message on %s: %s (payload %r)", topic, exc, payload[:40])
+                continue
+            facts = facts or env.seq > 0 or env.kind == "state"
+            out.append((peer, env, payload))
+        return out, facts
 
     def _process_batch(self, batch: list[tuple[str, bytes]], *, careful: bool) -> None:
         acks_out: dict[str, int] = {}
@@ -342,27 +384,20 @@ class SyncNode:
         changed: set[str] = set()
         went_online: set[str] = set()
         counts: Counter[str] = Counter()
+        items, durable = self._decode(batch, counts)
         lc = self._lc
-        with self.store.transaction() as conn:
+        with self.store.transaction(durable=durable) as conn:
             tx = Tx(self, conn)
-            for topic, payload in batch:
-                if topic == _CONNECTED:
+            for peer, env, payload in items:
+                if peer == _CONNECTED:
                     went_online.update(self._acked)
-                    continue
-                counts["received"] += 1
-                try:
-                    env = decode(payload, max_bytes=self.settings.max_payload)
-                    peer = self._peer_of(topic, env)
-                except ProtocolError as exc:
-                    counts[f"rejected_{exc.reason}"] += 1
-                    log.warning("rejected message on %s: %s (payload %r)", topic, exc, payload[:40])
                     continue
                 lc = max(lc, env.lc) + 1
                 kind = env.kind
                 if kind == "ack":
-                    acked_in[peer] = max(acked_in.get(peer, 0), env.body.upto)
+                    acked_in[peer] = max(acked_in.get(peer, 0), env.body.upto)  # type: ignore[union-attr]
                 elif kind == "resend_request":
-                    resend_in[peer] = min(resend_in.get(peer, 2**62), env.body.from_seq)
+                    resend_in[peer] = min(resend_in.get(peer, 2**62), env.body.from_seq)  # type: ignore[union-attr]
                 elif kind == "state":
                     if peer != self.node_id:
                         self._peer_state(tx, peer, env, went_online)
@@ -375,6 +410,7 @@ class SyncNode:
                         counts["gaps"] += 1
                         resends[peer] = done + 1
                     else:
+                        tx.payload = payload
                         self._apply(tx, peer, env, counts, careful)
                         applied[peer] = env.seq
                         changed.add(peer)
@@ -397,13 +433,13 @@ class SyncNode:
         # Committed: now the cursors, acks and the sender state may move.
         self._applied = applied
         self.stats.update(counts)
-        self._after_commit(tx)
+        self._after_commit(tx, wake=False)
         self._after_batch(acked_in, resend_in, went_online, acks_out, resends)
 
     def _peer_state(self, tx: Tx, peer: str, env: Envelope, went_online: set[str]) -> None:
         online = env.body.status == "online"  # type: ignore[union-attr]
-        if online:
-            went_online.add(peer)
+        if online and self._online.get(peer) is False:
+            went_online.add(peer)  # back from offline: what it missed is sent again
         self._online[peer] = online
         self.handler.on_state(tx, peer, env)  # type: ignore[arg-type]
 

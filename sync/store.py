@@ -61,8 +61,13 @@ class Store:
         self._depth = 0
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` under the node's lock; nested calls join the outer."""
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` under the node's lock; nested calls join the outer.
+
+        ``durable=False`` commits without an fsync (WAL, ``synchronous=NORMAL``): only for
+        writes that are safe to lose on power loss, such as forgetting acked outbox entries
+        (they would be sent again and dropped as duplicates). Facts are always durable.
+        """
         with self.lock:
             if self._depth:
                 self._depth += 1
@@ -73,6 +78,8 @@ class Store:
                 return
             self._depth = 1
             try:
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous=NORMAL")
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield self.conn
@@ -84,6 +91,8 @@ class Store:
                 raise StoreError(f"{self.path}: {exc}") from exc
             finally:
                 self._depth = 0
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous=FULL")
 
     @contextlib.contextmanager
     def savepoint(self, name: str = "msg") -> Iterator[None]:
