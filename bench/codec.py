@@ -15,6 +15,7 @@ fails on a time.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import timeit
@@ -113,9 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         data = encode(env)
         assert decode(data, max_bytes=1 << 24) == env
         as_json = json.dumps(env.model_dump(mode="json"), separators=(",", ":")).encode()
-        enc = best_seconds(lambda env=env: encode(env), args.repeats, args.min_time)
+        enc = best_seconds(functools.partial(encode, env), args.repeats, args.min_time)
         dec = best_seconds(
-            lambda data=data: decode(data, max_bytes=1 << 24), args.repeats, args.min_time
+            functools.partial(decode, data, max_bytes=1 << 24), args.repeats, args.min_time
         )
         if name in SAMPLES:
             total_mp += len(data)

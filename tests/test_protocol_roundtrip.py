@@ -8,6 +8,7 @@ explicit test with the reason it gives.
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import msgpack
@@ -53,7 +54,7 @@ INT64 = 2**63 - 1
 device_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 message_ids = st.from_regex(r"\A[0-9A-Za-z_-]{8,64}\Z")
 ids = st.text(
-    st.characters(min_codepoint=0x20, max_codepoint=0x2FFF, exclude_categories=("Cs",)),
+    st.characters(min_codepoint=0x20, max_codepoint=0x2FFF, codec="utf-8"),
     min_size=1,
     max_size=24,
 )
@@ -154,14 +155,14 @@ proofs = st.builds(
     photo_bytes=opt() | wire_uint,
     barcodes=st.lists(barcodes, max_size=4).map(tuple),
 )
-fail_reasons = st.sampled_from(
-    ["absent", "address_problem", "refused", "damaged", "no_access", "other"]
+fail_reasons: st.SearchStrategy[protocol.FailReason] = st.sampled_from(
+    typing.get_args(protocol.FailReason)
 )
 
 
 @st.composite
 def stop_events(draw: st.DrawFn) -> StopEvent:
-    kind = draw(st.sampled_from(["arrived", "delivered", "failed", "picked_up", "skipped"]))
+    kind: protocol.StopEventType = draw(st.sampled_from(typing.get_args(protocol.StopEventType)))
     reason = (
         draw(fail_reasons)
         if kind == "failed"
@@ -419,7 +420,8 @@ def _raw(env: Any) -> dict[str, Any]:
 
 
 def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    out: bytes = msgpack.packb(value, use_bin_type=True)
+    return out
 
 
 def _stop_event_raw(**body: Any) -> dict[str, Any]:
