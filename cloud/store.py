@@ -214,7 +214,7 @@ class CloudStore:
 
     def latest_version(self, route_id: str) -> int:
         rows = self.store.read("SELECT max(version) FROM routes WHERE route_id = ?", (route_id,))
-        return int(rows[0][0] or 0)  # type: ignore[call-overload]
+        return int(rows[0][0] or 0)
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[dict[str, Any]]:
         with self.store.lock:
@@ -250,4 +250,4 @@ class CloudStore:
 
     def counts(self) -> dict[str, int]:
         rows = self.store.read("SELECT kind, count(*) FROM events GROUP BY kind")
-        return {str(k): int(v) for k, v in rows}  # type: ignore[call-overload]
+        return {str(k): int(v) for k, v in rows}

@@ -147,7 +147,7 @@ class RouteBook:
 
     def counts(self) -> dict[str, int]:
         rows = self.store.read("SELECT status, count(*) FROM stops WHERE removed = 0 GROUP BY 1")
-        return {str(k): int(v) for k, v in rows}  # type: ignore[call-overload]
+        return {str(k): int(v) for k, v in rows}
 
     # -- writes (inside a sync transaction) ----------------------------------------------
 
@@ -366,7 +366,7 @@ class RouteBook:
         if not rows:
             return None
         keys = ("at_ms", "lat", "lon", "speed_kmh", "heading_deg", "odometer_km")
-        return dict(zip(keys, rows[0], strict=True))  # type: ignore[arg-type]
+        return dict(zip(keys, rows[0], strict=True))
 
     def take_break(self, conn: sqlite3.Connection, at_s: int) -> None:
         conn.execute("UPDATE route SET break_taken_at = ? WHERE id = 1", (at_s,))

@@ -102,7 +102,7 @@ class MqttLink:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._session_expiry_s
         self._client.connect_async(
             self.broker.host,
@@ -173,7 +173,7 @@ class MqttLink:
 
     def _handle_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self._on_message(msg.topic, msg.payload)
+            self._on_message(msg.topic, bytes(msg.payload))
         except Exception:
             log.exception("message handler failed for %s", msg.topic)
 

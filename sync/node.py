@@ -28,20 +28,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from protocol import (
-    DEFAULT_MAX_BYTES,
-    Ack,
-    AckEnvelope,
-    Body,
     DeviceState,
-    DeviceStateEnvelope,
     Envelope,
     ProtocolError,
-    ResendRequest,
-    ResendRequestEnvelope,
     decode,
     down_topic,
     encode,
@@ -49,11 +41,12 @@ from protocol import (
     parse_topic,
     state_topic,
     subscription,
-    up_topic,
 )
-from sync.errors import SyncError
 from sync.mqtt import BrokerAddress, MqttLink
+from sync.repair import fill_holes, renumber_after
+from sync.sending import Sending
 from sync.store import Store
+from sync.stream import Handler, HandlerFailed, Rejected, SyncSettings, Tx
 
 __all__ = ["Handler", "Rejected", "SyncNode", "SyncSettings", "Tx"]
 
@@ -64,87 +57,7 @@ _CONNECTED = "\x00connected"
 _WAKE = "\x00wake"
 
 
-@dataclass(frozen=True, slots=True)
-class SyncSettings:
-    """Timing and sizing of sync; tests shrink them."""
-
-    window: int = 1000
-    ack_timeout_s: float = 2.0
-    ack_timeout_max_s: float = 30.0
-    batch_max: int = 2000
-    batch_linger_s: float = 0.005
-    """After the first message of a batch, wait this long for more: fewer, larger commits."""
-    tick_s: float = 0.05
-    resend_interval_s: float = 1.0
-    max_payload: int = DEFAULT_MAX_BYTES
-    keepalive_s: int = 30
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.window < 1 or self.batch_max < 1:
-            raise ValueError("window and batch_max must be at least 1")
-        if min(self.ack_timeout_s, self.tick_s, self.resend_interval_s) <= 0:
-            raise ValueError("timeouts must be positive")
-
-
-class Rejected(Exception):
-    """Raised by a handler to refuse an in-order message, before it writes anything.
-
-    The message is recorded in ``sync_rejected`` and acked, never retried: the sender's
-    stream moves on, and what was refused stays visible."""
-
-
-class _HandlerFailed(Exception):
-    """A handler raised something other than Rejected during a fast batch."""
-
-
-class Tx:
-    """A transaction handed to domain code: its SQLite connection and :meth:`emit`."""
-
-    def __init__(self, node: SyncNode, conn: sqlite3.Connection) -> None:
-        self.node = node
-        self.conn = conn
-        self.emitted: list[tuple[str, int]] = []
-        self.payload: bytes = b""
-        """The received bytes of the entry being applied (a handler may store them as is)."""
-
-    def emit(self, peer: str, body: Body) -> Envelope:
-        """Append ``body`` to the stream to ``peer``; it is sent once this transaction commits."""
-        row = self.conn.execute("SELECT next_seq FROM sync_out WHERE peer = ?", (peer,)).fetchone()
-        seq = row[0] if row else 1
-        env = make_envelope(src=self.node.node_id, seq=seq, lc=self.node.tick(), body=body)
-        payload = encode(env)
-        if len(payload) > self.node.settings.max_payload:
-            raise SyncError(
-                f"{env.kind} message of {len(payload)} bytes is over the "
-                f"{self.node.settings.max_payload}-byte limit"
-            )
-        self.conn.execute(
-            "INSERT INTO sync_outbox (peer, seq, id, kind, payload, created_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (peer, seq, env.id, env.kind, payload, env.ts),
-        )
-        self.conn.execute(
-            "INSERT INTO sync_out (peer, next_seq, acked_upto) VALUES (?, ?, 0) "
-            "ON CONFLICT(peer) DO UPDATE SET next_seq = excluded.next_seq",
-            (peer, seq + 1),
-        )
-        self.emitted.append((peer, seq))
-        return env
-
-
-class Handler(Protocol):
-    """What a node does with what it receives."""
-
-    def apply(self, tx: Tx, peer: str, envelope: Envelope) -> None:
-        """Apply one in-order stream entry inside ``tx``; raise :class:`Rejected` to refuse it."""
-
-    def on_state(self, tx: Tx, peer: str, envelope: DeviceStateEnvelope) -> None:
-        """A peer's retained online/offline state changed."""
-
-
-class SyncNode:
+class SyncNode(Sending):
     """One end of Wayline's sync: a store, an MQTT link, and the worker that joins them."""
 
     def __init__(
@@ -179,6 +92,9 @@ class SyncNode:
         self._backoff: dict[str, float] = {}
         self._online: dict[str, bool] = {}
         self._last_resend: dict[str, tuple[int, float]] = {}
+        with self.store.transaction() as conn:
+            if fill_holes(conn, self.node_id, self.tick):
+                self._save_clock(conn)
         self._load_streams()
         self.link = self._make_link(broker) if broker is not None else None
 
@@ -216,15 +132,10 @@ class SyncNode:
             rows = self.store.read("SELECT count(*) FROM sync_outbox")
         else:
             rows = self.store.read("SELECT count(*) FROM sync_outbox WHERE peer = ?", (peer,))
-        return int(rows[0][0])  # type: ignore[call-overload]
+        return int(rows[0][0])
 
     def applied_upto(self, peer: str) -> int:
         return self._applied.get(peer, 0)
-
-    def tick(self) -> int:
-        """Advance and return the Lamport clock (for a message about to be sent)."""
-        self._lc += 1
-        return self._lc
 
     def feed(self, topic: str, payload: bytes) -> None:
         """Hand a received message to the worker (paho's callback; also used by tests)."""
@@ -261,7 +172,7 @@ class SyncNode:
 
     def _load_clock(self) -> int:
         rows = self.store.read("SELECT value FROM sync_meta WHERE key = 'lc'")
-        return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+        return int(rows[0][0]) if rows else 0
 
     def _save_clock(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -272,11 +183,11 @@ class SyncNode:
 
     def _load_streams(self) -> None:
         for peer, applied in self.store.read("SELECT peer, applied_upto FROM sync_in"):
-            self._applied[str(peer)] = int(applied)  # type: ignore[call-overload]
+            self._applied[str(peer)] = int(applied)
         for peer, nxt, acked in self.store.read("SELECT peer, next_seq, acked_upto FROM sync_out"):
             p = str(peer)
-            self._acked[p] = self._sent[p] = int(acked)  # type: ignore[call-overload]
-            self._top[p] = int(nxt) - 1  # type: ignore[call-overload]
+            self._acked[p] = self._sent[p] = int(acked)
+            self._top[p] = int(nxt) - 1
 
     def _after_commit(self, tx: Tx, *, wake: bool = True) -> None:
         for peer, seq in tx.emitted:
@@ -287,9 +198,6 @@ class SyncNode:
             self._inbox.put((_WAKE, b""))  # publish now, not at the next tick
 
     # -- topics ----------------------------------------------------------------------------
-
-    def _topic_to(self, peer: str) -> str:
-        return up_topic(self.node_id) if self.role == "device" else down_topic(peer)
 
     def _peer_of(self, topic: str, env: Envelope) -> str:
         """Who sent a message on ``topic``; raises ProtocolError when it cannot be theirs."""
@@ -347,7 +255,7 @@ class SyncNode:
             return
         try:
             self._process_batch(batch, careful=False)
-        except _HandlerFailed:
+        except HandlerFailed:
             # A handler raised something other than Rejected: the batch was rolled back.
             # Run it again with a savepoint per message so only the faulty one is refused.
             self._process_batch(batch, careful=True)
@@ -421,7 +329,15 @@ class SyncNode:
                 [(peer, applied[peer]) for peer in changed],
             )
             for peer, upto in list(acked_in.items()):
-                upto = min(upto, self._top.get(peer, 0))
+                top = self._top.get(peer, 0)
+                if upto > top and peer in self._top:
+                    # Our counter went backwards (a recovered store): follow the peer.
+                    self._top[peer] = renumber_after(conn, peer, upto, self._acked.get(peer, 0)) - 1
+                    self._sent[peer] = upto
+                    self._acked[peer] = upto
+                    acked_in[peer] = upto
+                    continue
+                upto = min(upto, top)
                 if upto > self._acked.get(peer, 0):
                     conn.execute(
                         "DELETE FROM sync_outbox WHERE peer = ? AND seq <= ?", (peer, upto)
@@ -443,39 +359,6 @@ class SyncNode:
         self._online[peer] = online
         self.handler.on_state(tx, peer, env)  # type: ignore[arg-type]
 
-    def _after_batch(
-        self,
-        acked_in: dict[str, int],
-        resend_in: dict[str, int],
-        went_online: set[str],
-        acks_out: dict[str, int],
-        resends: dict[str, int],
-    ) -> None:
-        now = time.monotonic()
-        s = self.settings
-        for peer, upto in acked_in.items():
-            if upto > self._acked.get(peer, 0):
-                self.stats["acked"] += upto - self._acked.get(peer, 0)
-                self._acked[peer] = upto
-                self._sent[peer] = max(self._sent.get(peer, 0), upto)
-                self._backoff[peer] = s.ack_timeout_s
-                self._deadline[peer] = now + s.ack_timeout_s
-        for peer in went_online:
-            self._sent[peer] = self._acked.get(peer, 0)
-        for peer, from_seq in resend_in.items():
-            self.stats["resend_requests_in"] += 1
-            acked = self._acked.get(peer, 0)
-            self._sent[peer] = max(acked, min(self._sent.get(peer, 0), from_seq - 1))
-        for peer, upto in acks_out.items():
-            self._send_control(peer, Ack(upto=upto))
-        for peer, from_seq in resends.items():
-            last = self._last_resend.get(peer)
-            if last and last[0] == from_seq and now - last[1] < s.resend_interval_s:
-                continue
-            self._last_resend[peer] = (from_seq, now)
-            self.stats["resend_requests_out"] += 1
-            self._send_control(peer, ResendRequest(from_seq=from_seq))
-
     def _apply(self, tx: Tx, peer: str, env: Envelope, counts: Counter[str], careful: bool) -> None:
         """Apply one entry. A handler refuses with Rejected *before* it writes anything;
         any other exception aborts the fast batch, and the careful pass gives each entry a
@@ -496,7 +379,7 @@ class SyncNode:
             except Rejected as exc:
                 reason = str(exc)
             except Exception as exc:
-                raise _HandlerFailed from exc
+                raise HandlerFailed from exc
         if reason is None:
             counts["applied"] += 1
             return
@@ -506,43 +389,3 @@ class SyncNode:
             "INSERT INTO sync_rejected (peer, seq, kind, reason, at_ms) VALUES (?, ?, ?, ?, ?)",
             (peer, env.seq, env.kind, reason[:500], int(time.time() * 1000)),
         )
-
-    def _send_control(self, peer: str, body: Ack | ResendRequest) -> None:
-        if self.link is None:
-            return
-        env: AckEnvelope | ResendRequestEnvelope = make_envelope(  # type: ignore[assignment]
-            src=self.node_id, seq=0, lc=self.tick(), body=body
-        )
-        self.link.publish(self._topic_to(peer), encode(env))
-
-    def _pump(self) -> None:
-        if self.link is None or not self.link.connected:
-            return
-        now = time.monotonic()
-        s = self.settings
-        for peer, top in list(self._top.items()):
-            acked = self._acked.get(peer, 0)
-            if top <= acked or not self._online.get(peer, True):
-                continue
-            sent = self._sent.get(peer, acked)
-            if sent > acked and now >= self._deadline.get(peer, 0.0):
-                self.stats["retransmits"] += 1
-                backoff = self._backoff.get(peer, s.ack_timeout_s)
-                self._backoff[peer] = min(backoff * 2, s.ack_timeout_max_s)
-                sent = acked
-            hi = min(top, acked + s.window)
-            if sent >= hi:
-                continue
-            rows = self.store.read(
-                "SELECT seq, payload FROM sync_outbox WHERE peer = ? AND seq > ? AND seq <= ? "
-                "ORDER BY seq",
-                (peer, sent, hi),
-            )
-            topic = self._topic_to(peer)
-            for seq, payload in rows:
-                if not self.link.publish(topic, payload):  # type: ignore[arg-type]
-                    break
-                sent = int(seq)  # type: ignore[call-overload]
-                self.stats["published"] += 1
-            self._sent[peer] = sent
-            self._deadline[peer] = now + self._backoff.get(peer, s.ack_timeout_s)

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -41,7 +42,7 @@ CREATE TABLE IF NOT EXISTS sync_out (
     peer TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, acked_upto INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sync_outbox (
     peer TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
-    payload BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (peer, seq)) WITHOUT ROWID;
+    payload BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (peer, seq));
 CREATE TABLE IF NOT EXISTS sync_in (peer TEXT PRIMARY KEY, applied_upto INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sync_rejected (
     peer TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
@@ -106,7 +107,7 @@ class Store:
             raise
         self.conn.execute(f"RELEASE {name}")
 
-    def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """Run a query under the lock and return all rows."""
         with self.lock:
             return list(self.conn.execute(sql, params))
@@ -160,7 +161,6 @@ def _quarantine(path: Path) -> Path:
 
 def _recover(bad: Path, conn: sqlite3.Connection) -> int:
     """Copy every row still readable from a quarantined store; return how many."""
-    copied = 0
     try:
         src = sqlite3.connect(f"file:{bad}?mode=ro", uri=True, isolation_level=None)
     except sqlite3.DatabaseError:
@@ -172,24 +172,52 @@ def _recover(bad: Path, conn: sqlite3.Connection) -> int:
         ).fetchall()
     except sqlite3.DatabaseError:
         tables = []
+    copied = 0
     for name, sql in tables:
         try:
             conn.execute(sql.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
-            rows = src.execute(f'SELECT * FROM "{name}"')
-            while True:
-                try:
-                    row = rows.fetchone()
-                except sqlite3.DatabaseError:
-                    break
-                if row is None:
-                    break
-                marks = ",".join("?" * len(row))
-                conn.execute(f'INSERT OR IGNORE INTO "{name}" VALUES ({marks})', row)
-                copied += 1
         except sqlite3.DatabaseError as exc:
-            log.error("recovering table %s from %s stopped: %s", name, bad, exc)
+            log.error("recovering table %s from %s: cannot create it: %s", name, bad, exc)
+            continue
+        rows = _scan(src, name) if "WITHOUT ROWID" in sql.upper() else _probe(src, name)
+        for row in rows:
+            marks = ",".join("?" * len(row))
+            conn.execute(f'INSERT OR IGNORE INTO "{name}" VALUES ({marks})', row)
+            copied += 1
     src.close()
     return copied
+
+
+def _scan(src: sqlite3.Connection, name: str) -> Iterator[tuple[object, ...]]:
+    """Rows of a table in order until the first unreadable page."""
+    try:
+        cur = src.execute(f'SELECT * FROM "{name}"')
+        while (row := cur.fetchone()) is not None:
+            yield row
+    except sqlite3.DatabaseError as exc:
+        log.error("recovering table %s stopped at a damaged page: %s", name, exc)
+
+
+def _probe(
+    src: sqlite3.Connection, name: str, limit: int = 10_000_000
+) -> Iterator[tuple[object, ...]]:
+    """Rows of a rowid table found by looking each one up from the root of its tree, so a
+    damaged page loses only the rows on it, not the rows after it."""
+    rowid, misses = 0, 0
+    while rowid < limit and misses < 64:
+        try:
+            row = src.execute(
+                f'SELECT rowid, * FROM "{name}" WHERE rowid > ? ORDER BY rowid LIMIT 1', (rowid,)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            misses += 1
+            rowid += 1 << min(misses, 20)  # step over the damaged stretch, faster each time
+            continue
+        if row is None:
+            return
+        misses = 0
+        rowid = int(row[0])
+        yield row[1:]
 
 
 def open_store(path: str | Path) -> Store:
@@ -197,6 +225,8 @@ def open_store(path: str | Path) -> Store:
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
+        if p.exists() and not p.is_file():
+            raise StoreError(f"cannot open store {p}: not a regular file")
         if p.exists() and not _healthy(p):
             bad = _quarantine(p)
             conn = _connect(p)

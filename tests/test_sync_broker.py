@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -121,30 +120,55 @@ def test_backlog_of_10000_drains_in_order_after_reconnect(
 
 
 def test_broker_restarted_without_persistence_mid_stream_loses_nothing(
-    broker: MosquittoBroker, nodes
+    broker: MosquittoBroker, nodes, tmp_path: Path
 ) -> None:
-    van = unique_id("van")
-    hub, hub_rec = nodes("cloud", "hub", broker.url)
-    dev, _ = nodes(van, "device", broker.url)
-    hub.start()
-    dev.start()
-    total = 3000
+    """The cloud is frozen (SIGSTOP) so the broker holds messages for it; the broker then
+    restarts without persistence and forgets them. The outbox sends them again."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
 
-    def produce() -> None:
-        for i in range(total):
+    van = unique_id("van")
+    cloud_db = tmp_path / "cloud.db"
+    cloud = subprocess.Popen(
+        [sys.executable, "-m", "wayline", "cloud", "--broker", broker.url, "--db", str(cloud_db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def applied() -> list[int]:
+        if not cloud_db.exists():
+            return []
+        with sqlite3.connect(f"file:{cloud_db}?mode=ro", uri=True, timeout=10) as c:
+            try:
+                rows = c.execute("SELECT seq FROM events WHERE src = ? ORDER BY seq", (van,))
+                return [r[0] for r in rows]
+            except sqlite3.OperationalError:
+                return []
+
+    dev, _ = nodes(van, "device", broker.url)
+    dev.start()
+    try:
+        total = 3000
+        for i in range(1000):
             with dev.transaction() as tx:
                 tx.emit("cloud", telemetry(i))
-            if i % 100 == 0:
-                time.sleep(0.01)
-
-    producer = threading.Thread(target=produce)
-    producer.start()
-    wait_for(lambda: len(hub_rec.seqs(van)) > 300, timeout=30)
-    broker.restart(persistence=False, kill=True)  # in-flight and queued messages vanish
-    producer.join()
-    wait_for(lambda: dev.pending() == 0, timeout=90, interval=0.1)
-    assert hub_rec.seqs(van) == list(range(1, total + 1))
-    assert dev.stats["published"] > total  # what the broker dropped was sent again
+        wait_for(lambda: len(applied()) == 1000, timeout=60)
+        cloud.send_signal(signal.SIGSTOP)  # frozen: the broker now holds what comes
+        for i in range(1000, total):
+            with dev.transaction() as tx:
+                tx.emit("cloud", telemetry(i))
+        wait_for(lambda: dev.stats["published"] >= total, timeout=30)
+        broker.restart(persistence=False, kill=True)  # and forgets it
+        cloud.send_signal(signal.SIGCONT)
+        wait_for(lambda: dev.pending() == 0, timeout=90, interval=0.1)
+        assert applied() == list(range(1, total + 1))
+        assert dev.stats["published"] > total  # what the broker dropped was sent again
+    finally:
+        cloud.send_signal(signal.SIGCONT)
+        cloud.terminate()
+        cloud.wait(20)
 
 
 def test_plan_sent_while_vehicle_offline_arrives_once(mosquitto: MosquittoBroker, nodes) -> None:

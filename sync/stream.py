@@ -1,0 +1,98 @@
+"""What domain code sees of sync: settings, the transaction handle, the handler protocol.
+
+See :mod:`sync.node` for the engine and the rules it keeps.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from protocol import DEFAULT_MAX_BYTES, Body, DeviceStateEnvelope, Envelope, encode, make_envelope
+from sync.errors import SyncError
+
+if TYPE_CHECKING:
+    from sync.node import SyncNode
+
+__all__ = ["Handler", "HandlerFailed", "Rejected", "SyncSettings", "Tx"]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    """Timing and sizing of sync; tests shrink them."""
+
+    window: int = 1000
+    ack_timeout_s: float = 2.0
+    ack_timeout_max_s: float = 30.0
+    batch_max: int = 2000
+    batch_linger_s: float = 0.005
+    """After the first message of a batch, wait this long for more: fewer, larger commits."""
+    tick_s: float = 0.05
+    resend_interval_s: float = 1.0
+    max_payload: int = DEFAULT_MAX_BYTES
+    keepalive_s: int = 30
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.batch_max < 1:
+            raise ValueError("window and batch_max must be at least 1")
+        if min(self.ack_timeout_s, self.tick_s, self.resend_interval_s) <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+class Rejected(Exception):
+    """Raised by a handler to refuse an in-order message, before it writes anything.
+
+    The message is recorded in ``sync_rejected`` and acked, never retried: the sender's
+    stream moves on, and what was refused stays visible."""
+
+
+class HandlerFailed(Exception):
+    """A handler raised something other than Rejected during a fast batch."""
+
+
+class Tx:
+    """A transaction handed to domain code: its SQLite connection and :meth:`emit`."""
+
+    def __init__(self, node: SyncNode, conn: sqlite3.Connection) -> None:
+        self.node = node
+        self.conn = conn
+        self.emitted: list[tuple[str, int]] = []
+        self.payload: bytes = b""
+        """The received bytes of the entry being applied (a handler may store them as is)."""
+
+    def emit(self, peer: str, body: Body) -> Envelope:
+        """Append ``body`` to the stream to ``peer``; it is sent once this transaction commits."""
+        row = self.conn.execute("SELECT next_seq FROM sync_out WHERE peer = ?", (peer,)).fetchone()
+        seq = row[0] if row else 1
+        env = make_envelope(src=self.node.node_id, seq=seq, lc=self.node.tick(), body=body)
+        payload = encode(env)
+        if len(payload) > self.node.settings.max_payload:
+            raise SyncError(
+                f"{env.kind} message of {len(payload)} bytes is over the "
+                f"{self.node.settings.max_payload}-byte limit"
+            )
+        self.conn.execute(
+            "INSERT INTO sync_outbox (peer, seq, id, kind, payload, created_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (peer, seq, env.id, env.kind, payload, env.ts),
+        )
+        self.conn.execute(
+            "INSERT INTO sync_out (peer, next_seq, acked_upto) VALUES (?, ?, 0) "
+            "ON CONFLICT(peer) DO UPDATE SET next_seq = excluded.next_seq",
+            (peer, seq + 1),
+        )
+        self.emitted.append((peer, seq))
+        return env
+
+
+class Handler(Protocol):
+    """What a node does with what it receives."""
+
+    def apply(self, tx: Tx, peer: str, envelope: Envelope) -> None:
+        """Apply one in-order stream entry inside ``tx``; raise :class:`Rejected` to refuse it."""
+
+    def on_state(self, tx: Tx, peer: str, envelope: DeviceStateEnvelope) -> None:
+        """A peer's retained online/offline state changed."""
