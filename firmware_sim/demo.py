@@ -1,11 +1,12 @@
 """``wayline demo``: a small delivery day on this machine, end to end.
 
 The walking skeleton of the full demo: it starts its own Mosquitto from ``deploy/`` (or
-uses ``--broker``), the cloud coordinator and one process per vehicle agent, each with
-its own store as on real gateways. The cloud sends each van a plan; a driver bot works
-through every stop on the van's tablet API (most delivered with proof, some failed);
-each van reports stop events, sequences and telemetry through its outbox. At the end it
-prints what happened and checks that every event the vans stored reached the cloud once.
+uses ``--broker``), the cloud coordinator and one process per van: the real vehicle agent
+on a simulated gateway (:mod:`firmware_sim.gateway`) with its own store, as on real vans.
+The cloud sends each van a plan; a driver bot works through every stop on the van's
+tablet API (most delivered with proof, some failed); each van reports stop events,
+sequences and telemetry through its outbox. At the end it prints what happened and checks
+that every event the vans stored reached the cloud once.
 """
 
 from __future__ import annotations
@@ -75,8 +76,18 @@ def run(args: argparse.Namespace) -> int:
                 procs.append(
                     _spawn(
                         van,
-                        ["vehicle", "--id", van, "--broker", url, "--db", str(work / f"{van}.db")],
+                        [
+                            "--id",
+                            van,
+                            "--broker",
+                            url,
+                            "--db",
+                            str(work / f"{van}.db"),
+                            "--period",
+                            "0.2",
+                        ],
                         work,
+                        module="firmware_sim.gateway",
                     )
                 )
                 print(f"{van:<11} tablet at {procs[-1].http}/api/status")
@@ -103,11 +114,11 @@ def run(args: argparse.Namespace) -> int:
         return 0 if summary["events_lost"] == 0 and summary["events_duplicated"] == 0 else 1
 
 
-def _spawn(name: str, argv: list[str], work: Path) -> _Proc:
+def _spawn(name: str, argv: list[str], work: Path, module: str = "wayline") -> _Proc:
     port = free_port()
     log = (work / f"{name}.log").open("ab")
     popen = subprocess.Popen(
-        [sys.executable, "-m", "wayline", *argv, "--http", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", module, *argv, "--http", f"127.0.0.1:{port}"],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -193,6 +204,7 @@ def _drive(vans: list[_Proc], rng: random.Random) -> dict[str, Any]:
                 continue
             sid = nxt["stop_id"]
             base = f"{p.http}/api/stops/{sid}"
+            time.sleep(0.3)  # on the way: the van reports telemetry
             _post(base + "/arrive", {})
             if rng.random() < 0.12:
                 _post(base + "/fail", {"reason": rng.choice(FAIL_REASONS)})
