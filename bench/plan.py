@@ -97,9 +97,16 @@ def run_all(args: argparse.Namespace) -> list[dict[str, str]]:
                     except Exception as exc:  # a peer's crash is a figure, not the end
                         run = PeerRun([], 0.0, f"error: {exc}")
                     k, d, ok = recheck(inst, run)
-                    row = {"instance": name, "seconds": str(seconds), "solver": solver,
-                           "vehicles": str(k), "distance": f"{d:.2f}", "feasible": str(ok),
-                           "took": f"{run.seconds:.1f}", "note": run.note}
+                    row = {
+                        "instance": name,
+                        "seconds": str(seconds),
+                        "solver": solver,
+                        "vehicles": str(k),
+                        "distance": f"{d:.2f}",
+                        "feasible": str(ok),
+                        "took": f"{run.seconds:.1f}",
+                        "note": run.note,
+                    }
                     writer.writerow(row)
                     f.flush()
                     rows.append(row)
@@ -111,7 +118,10 @@ def report(rows: list[dict[str, str]], seconds: list[int]) -> None:
     bks = load_bks()
     res: dict[tuple[str, str, str], tuple[int, float, bool]] = {
         (r["instance"], r["seconds"], r["solver"]): (
-            int(r["vehicles"]), float(r["distance"]), r["feasible"] == "True")
+            int(r["vehicles"]),
+            float(r["distance"]),
+            r["feasible"] == "True",
+        )
         for r in rows
     }
     solvers = [s for s in PEERS if any(k[2] == s for k in res)]
@@ -147,9 +157,11 @@ def report(rows: list[dict[str, str]], seconds: list[int]) -> None:
         for s in solvers:
             t = totals[s]
             gap = t["gap_sum_x100"] / 100 / t["gap_n"] if t["gap_n"] else float("nan")
-            print(f"{s:>8}: runs {t['runs']}, BKS vehicles {t['bks_vehicles']}/{t['runs']}, "
-                  f"extra vehicles {t['extra_vehicles']}, mean gap on BKS fleet {gap:.2f}% "
-                  f"({t['gap_n']}), infeasible {t['infeasible']}")
+            print(
+                f"{s:>8}: runs {t['runs']}, BKS vehicles {t['bks_vehicles']}/{t['runs']}, "
+                f"extra vehicles {t['extra_vehicles']}, mean gap on BKS fleet {gap:.2f}% "
+                f"({t['gap_n']}), infeasible {t['infeasible']}"
+            )
         for peer in [s for s in solvers if s != "wayline"]:
             h = Counter()
             for name in names:
@@ -177,9 +189,11 @@ def day(seconds: float) -> None:
     kinds = Counter(str(r.kind) for r in result.routes)
     reasons = Counter(str(u.reason) for u in result.unplanned)
     print(f"\n== synthetic day: {len(problem.orders)} orders, {len(problem.vehicles)} vehicles ==")
-    print(f"time limit {seconds} s; took {took:.1f} s (problem built in {built:.1f} s); "
-          f"status {result.status} by {result.solver}; routes {dict(kinds)}; "
-          f"unplanned {dict(reasons)}; cost {result.cost.total} ({result.cost})")
+    print(
+        f"time limit {seconds} s; took {took:.1f} s (problem built in {built:.1f} s); "
+        f"status {result.status} by {result.solver}; routes {dict(kinds)}; "
+        f"unplanned {dict(reasons)}; cost {result.cost.total} ({result.cost})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

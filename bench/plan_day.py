@@ -40,34 +40,57 @@ def synthetic_day(
     for k in range(orders):
         windowed = rng.random() < 0.6
         start = int(rng.integers(8, 18)) * HOUR
-        out.append(Order(
-            id=f"o{k}", location=1 + k, demand=int(rng.integers(1, 6)),
-            kind=OrderKind.PICKUP if rng.random() < 0.05 else OrderKind.DELIVERY,
-            ready=start if windowed else 8 * HOUR,
-            due=start + 2 * HOUR if windowed else 20 * HOUR,
-            service=180, optional=bool(rng.random() < 0.1), postponement_cost=2_000,
-            skills=frozenset({"refrigerated"}) if rng.random() < 0.03 else frozenset(),
-        ))
+        out.append(
+            Order(
+                id=f"o{k}",
+                location=1 + k,
+                demand=int(rng.integers(1, 6)),
+                kind=OrderKind.PICKUP if rng.random() < 0.05 else OrderKind.DELIVERY,
+                ready=start if windowed else 8 * HOUR,
+                due=start + 2 * HOUR if windowed else 20 * HOUR,
+                service=180,
+                optional=bool(rng.random() < 0.1),
+                postponement_cost=2_000,
+                skills=frozenset({"refrigerated"}) if rng.random() < 0.03 else frozenset(),
+            )
+        )
     fleet: list[OwnVan | Carrier | GigCourier] = [
         OwnVan(
-            id=f"van{k}", depot=0, capacity=120, shift_start=8 * HOUR, shift_end=20 * HOUR,
-            fixed_cost=5_000, cost_per_km=30, cost_per_hour=2_000,
+            id=f"van{k}",
+            depot=0,
+            capacity=120,
+            shift_start=8 * HOUR,
+            shift_end=20 * HOUR,
+            fixed_cost=5_000,
+            cost_per_km=30,
+            cost_per_hour=2_000,
             skills=frozenset({"refrigerated"}) if k < 10 else frozenset(),
         )
         for k in range(vans)
     ]
     fleet += [
-        Carrier(id=f"3pl{k}", depot=0, price_per_stop=450, daily_stops=150,
-                cutoff=(6 + 4 * k) * HOUR)
+        Carrier(
+            id=f"3pl{k}", depot=0, price_per_stop=450, daily_stops=150, cutoff=(6 + 4 * k) * HOUR
+        )
         for k in range(carriers)
     ]
     fleet += [
-        GigCourier(id=f"gig{k}", start=1 + orders + k, capacity=20, available_from=10 * HOUR,
-                   available_until=16 * HOUR, price_per_drop=500)
+        GigCourier(
+            id=f"gig{k}",
+            start=1 + orders + k,
+            capacity=20,
+            available_from=10 * HOUR,
+            available_until=16 * HOUR,
+            price_per_drop=500,
+        )
         for k in range(gigs)
     ]
     coords = [(float(x), float(y)) for x, y in xy]
     return PlanningProblem(
-        durations=dur, distances=dist, orders=tuple(out), vehicles=tuple(fleet),
-        now=7 * HOUR, coordinates=coords,
+        durations=dur,
+        distances=dist,
+        orders=tuple(out),
+        vehicles=tuple(fleet),
+        now=7 * HOUR,
+        coordinates=coords,
     )

@@ -67,21 +67,33 @@ def pyvrp_plain(inst: Instance, seconds: float, seed: int) -> PeerRun:
     data = pyvrp.ProblemData(
         locations=[pyvrp.Location(c.x, c.y) for c in cs],
         clients=[
-            pyvrp.Client(c.number, delivery=[c.demand], service_duration=c.service * 100,
-                         tw_early=c.ready * 100, tw_late=c.due * 100)
+            pyvrp.Client(
+                c.number,
+                delivery=[c.demand],
+                service_duration=c.service * 100,
+                tw_early=c.ready * 100,
+                tw_late=c.due * 100,
+            )
             for c in cs[1:]
         ],
         depots=[pyvrp.Depot(0, tw_early=cs[0].ready * 100, tw_late=cs[0].due * 100)],
-        vehicle_types=[pyvrp.VehicleType(
-            inst.vehicles, capacity=[inst.capacity], fixed_cost=HIERARCHICAL_FIXED_COST,
-            tw_early=cs[0].ready * 100, tw_late=cs[0].due * 100,
-        )],
-        distance_matrices=[dist], duration_matrices=[dur],
+        vehicle_types=[
+            pyvrp.VehicleType(
+                inst.vehicles,
+                capacity=[inst.capacity],
+                fixed_cost=HIERARCHICAL_FIXED_COST,
+                tw_early=cs[0].ready * 100,
+                tw_late=cs[0].due * 100,
+            )
+        ],
+        distance_matrices=[dist],
+        duration_matrices=[dur],
     )
     budget = max(seconds - (time.perf_counter() - t0), 0.05)
     res = pyvrp.solve(data, MaxRuntime(budget), seed=seed, collect_stats=False)
-    routes = [[a.idx + 1 for a in r if a.type == pyvrp.ActivityType.CLIENT]
-              for r in res.best.routes()]
+    routes = [
+        [a.idx + 1 for a in r if a.type == pyvrp.ActivityType.CLIENT] for r in res.best.routes()
+    ]
     note = "" if res.is_feasible() else "infeasible"
     return PeerRun(routes if res.is_feasible() else [], time.perf_counter() - t0, note)
 
@@ -95,17 +107,28 @@ def vroom_top(inst: Instance, seconds: float, seed: int) -> PeerRun:
     inp.set_costs_matrix("car", [list(r) for r in p.distances])
     depot = inst.depot
     for k in range(inst.vehicles):
-        inp.add_vehicle(vroom.Vehicle(
-            k + 1, start=0, end=0, capacity=[inst.capacity],
-            time_window=vroom.TimeWindow(depot.ready * 100, depot.due * 100),
-            costs=vroom.VehicleCosts(fixed=HIERARCHICAL_FIXED_COST),
-        ))
-    inp.add_job([
-        vroom.Job(c.number, location=c.number, delivery=[c.demand],
-                  default_service=c.service * 100,
-                  time_windows=[vroom.TimeWindow(c.ready * 100, c.due * 100)])
-        for c in inst.customers[1:]
-    ])
+        inp.add_vehicle(
+            vroom.Vehicle(
+                k + 1,
+                start=0,
+                end=0,
+                capacity=[inst.capacity],
+                time_window=vroom.TimeWindow(depot.ready * 100, depot.due * 100),
+                costs=vroom.VehicleCosts(fixed=HIERARCHICAL_FIXED_COST),
+            )
+        )
+    inp.add_job(
+        [
+            vroom.Job(
+                c.number,
+                location=c.number,
+                delivery=[c.demand],
+                default_service=c.service * 100,
+                time_windows=[vroom.TimeWindow(c.ready * 100, c.due * 100)],
+            )
+            for c in inst.customers[1:]
+        ]
+    )
     sol = inp.solve(exploration_level=5, nb_threads=1)
     df = sol.routes
     routes: list[list[int]] = []

@@ -58,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"vehicles": len(routes), "distance": distance, "routes": routes}))
     else:
-        print(f"{inst.name}: {len(routes)} vehicles, distance {distance:.2f} "
-              f"({result.solver}, {result.seconds:.1f} s)")
+        print(
+            f"{inst.name}: {len(routes)} vehicles, distance {distance:.2f} "
+            f"({result.solver}, {result.seconds:.1f} s)"
+        )
         for k, r in enumerate(routes, 1):
             print(f"  route {k}: {' '.join(map(str, r))}")
     return 0

@@ -37,8 +37,14 @@ def no_solution(model: Model, solver: str, seconds: float, message: str) -> Plan
         UnplannedOrder(o.id, UnplannedReason.NO_SOLUTION) for o in model.orders
     )
     return PlanResult(
-        status=PlanStatus.NO_SOLUTION, routes=(), unplanned=unplanned, cost=CostBreakdown(),
-        objective=-1, solver=solver, seconds=seconds, message=message,
+        status=PlanStatus.NO_SOLUTION,
+        routes=(),
+        unplanned=unplanned,
+        cost=CostBreakdown(),
+        objective=-1,
+        solver=solver,
+        seconds=seconds,
+        message=message,
     )
 
 
@@ -89,11 +95,13 @@ def _evaluate(
             reason = UnplannedReason.NO_CAPACITY if short else UnplannedReason.NO_FEASIBLE_ROUTE
             unplanned.append(UnplannedOrder(o.id, reason))
     by_id = {o.id: o for o in model.problem.orders}
-    postponement = sum(by_id[u.order_id].postponement_cost for u in unplanned
-                       if by_id[u.order_id].optional)
+    postponement = sum(
+        by_id[u.order_id].postponement_cost for u in unplanned if by_id[u.order_id].optional
+    )
     cost = CostBreakdown(fixed, dcost, tcost, stops, stab, postponement)
     objective = (
-        cost.total + model.params.vehicle_fixed_cost * len(routes)
+        cost.total
+        + model.params.vehicle_fixed_cost * len(routes)
         + model.required_penalty * required_dropped
     )
     required_unplanned = any(not by_id[u.order_id].optional for u in unplanned)
@@ -147,8 +155,13 @@ def _simulate(model: Model, v: int, seq: list[int]) -> tuple[PlannedRoute, tuple
         stops = [PlannedStop(o.id, o.location, None, None, None) for o in orders]
     v_ = cv.vehicle
     route = PlannedRoute(
-        vehicle_id=v_.id, fleet=v_.fleet, kind=v_.kind, stops=tuple(stops),
-        start_time=start_time, end_time=end_time, distance=costs[0],
+        vehicle_id=v_.id,
+        fleet=v_.fleet,
+        kind=v_.kind,
+        stops=tuple(stops),
+        start_time=start_time,
+        end_time=end_time,
+        distance=costs[0],
         cost=cv.fixed_cost + sum(costs[1:]),
     )
     return route, tuple(costs[1:])

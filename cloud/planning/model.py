@@ -158,7 +158,11 @@ class Model:
         cv = self.vehicles[v]
         owns_current = self.problem.stability_cost > 0 and v in self.current
         return (
-            cv.timed, cv.end == ANYWHERE, cv.cost_per_km, cv.cost_per_hour, cv.price_per_stop,
+            cv.timed,
+            cv.end == ANYWHERE,
+            cv.cost_per_km,
+            cv.cost_per_hour,
+            cv.price_per_stop,
             v if owns_current else None,
         )
 
@@ -166,12 +170,16 @@ class Model:
 def build_model(problem: PlanningProblem, params: PlanningParams) -> Model:
     dur = np.asarray(problem.durations, dtype=np.int64)
     dist = np.asarray(problem.distances, dtype=np.int64)
-    horizon = max(
-        [problem.now + 1]
-        + [o.due for o in problem.orders if o.due is not None]
-        + [o.ready + o.service for o in problem.orders]
-        + [_latest(v) for v in problem.vehicles if not isinstance(v, Carrier)]
-    ) + int(dur.max()) + 1
+    horizon = (
+        max(
+            [problem.now + 1]
+            + [o.due for o in problem.orders if o.due is not None]
+            + [o.ready + o.service for o in problem.orders]
+            + [_latest(v) for v in problem.vehicles if not isinstance(v, Carrier)]
+        )
+        + int(dur.max())
+        + 1
+    )
     vehicles = tuple(_compile(v, problem.now, horizon) for v in problem.vehicles)
     vindex = {cv.vehicle.id: i for i, cv in enumerate(vehicles)}
     current_of = problem.current_vehicle_of()
@@ -210,9 +218,18 @@ def build_model(problem: PlanningProblem, params: PlanningParams) -> Model:
             warm[v] = route
 
     model = Model(
-        problem=problem, params=params, orders=tuple(plannable), allowed=tuple(allowed),
-        current=tuple(current), screened=tuple(screened), vehicles=vehicles, dur=dur,
-        dist=dist, horizon=horizon, required_penalty=0, warm_routes=warm,
+        problem=problem,
+        params=params,
+        orders=tuple(plannable),
+        allowed=tuple(allowed),
+        current=tuple(current),
+        screened=tuple(screened),
+        vehicles=vehicles,
+        dur=dur,
+        dist=dist,
+        horizon=horizon,
+        required_penalty=0,
+        warm_routes=warm,
     )
     penalty = params.required_drop_penalty or _derived_penalty(model)
     object.__setattr__(model, "required_penalty", penalty)
@@ -227,18 +244,48 @@ def _compile(v: Vehicle, now: int, horizon: int) -> CompiledVehicle:
     if isinstance(v, OwnVan):
         start = v.depot if v.start is None else v.start
         return CompiledVehicle(
-            v, start, v.depot, max(now, v.shift_start), v.shift_end, v.capacity, None,
-            v.fixed_cost, v.cost_per_km, v.cost_per_hour, 0, True,
+            v,
+            start,
+            v.depot,
+            max(now, v.shift_start),
+            v.shift_end,
+            v.capacity,
+            None,
+            v.fixed_cost,
+            v.cost_per_km,
+            v.cost_per_hour,
+            0,
+            True,
         )
     if isinstance(v, Carrier):
         return CompiledVehicle(
-            v, v.depot, v.depot, now, horizon, None, v.daily_stops, 0, 0, 0, v.price_per_stop,
+            v,
+            v.depot,
+            v.depot,
+            now,
+            horizon,
+            None,
+            v.daily_stops,
+            0,
+            0,
+            0,
+            v.price_per_stop,
             False,
         )
     assert isinstance(v, GigCourier)
     return CompiledVehicle(
-        v, v.start, ANYWHERE, max(now, v.available_from), v.available_until, v.capacity, None,
-        0, 0, 0, v.price_per_drop, True,
+        v,
+        v.start,
+        ANYWHERE,
+        max(now, v.available_from),
+        v.available_until,
+        v.capacity,
+        None,
+        0,
+        0,
+        0,
+        v.price_per_drop,
+        True,
     )
 
 

@@ -93,8 +93,11 @@ def _nodes(model: Model) -> tuple[Any, Any, Any, list[int], list[int]]:
     service = [o.service for o in model.orders] + [0] * (len(locs) - n)
     order = list(range(n)) + [-1] * (len(locs) - n)
     return (
-        np.asarray(locs, dtype=np.int64), np.asarray(service, dtype=np.int64),
-        np.asarray(order, dtype=np.int64), starts, ends,
+        np.asarray(locs, dtype=np.int64),
+        np.asarray(service, dtype=np.int64),
+        np.asarray(order, dtype=np.int64),
+        starts,
+        ends,
     )
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 import pyvrp
+from pyvrp.exceptions import PenaltyBoundWarning
 from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
 
 from cloud.planning.evaluate import evaluate, no_solution
@@ -53,10 +55,19 @@ class PyVrpPlanner:
         if model.params.iteration_limit is not None:
             stop = MultipleCriteria([MaxIterations(model.params.iteration_limit), stop])
         initial = _warm_start(model, data, groups)
-        result = pyvrp.solve(
-            data, stop, seed=model.params.seed, collect_stats=False,
-            display=model.params.log_search, initial_solution=initial,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            # An infeasible problem is an answer here (no_solution), not a warning.
+            warnings.simplefilter("always", PenaltyBoundWarning)
+            result = pyvrp.solve(
+                data,
+                stop,
+                seed=model.params.seed,
+                collect_stats=False,
+                display=model.params.log_search,
+                initial_solution=initial,
+            )
+        if caught:
+            logger.info("PyVRP: %s", str(caught[0].message).split(".")[0].strip())
         seconds = time.perf_counter() - t0
         if not result.is_feasible():
             return no_solution(model, self.name, seconds, "PyVRP found no feasible plan in time")
@@ -99,11 +110,19 @@ def _build(model: Model) -> tuple[Any, list[list[int]]]:
         if dims_stops:
             delivery.append(1)
             pickup.append(0)
-        clients.append(pyvrp.Client(
-            nd + k, delivery=delivery, pickup=pickup, service_duration=o.service,
-            tw_early=o.ready, tw_late=model.due(o), required=not o.optional,
-            prize=o.postponement_cost if o.optional else 0, name=o.id,
-        ))
+        clients.append(
+            pyvrp.Client(
+                nd + k,
+                delivery=delivery,
+                pickup=pickup,
+                service_duration=o.service,
+                tw_early=o.ready,
+                tw_late=model.due(o),
+                required=not o.optional,
+                prize=o.postponement_cost if o.optional else 0,
+                name=o.id,
+            )
+        )
 
     big_size = sum(o.demand for o in model.orders) + 1
     profiles: dict[tuple[object, ...], int] = {}
@@ -134,23 +153,31 @@ def _build(model: Model) -> tuple[Any, list[list[int]]]:
         if dims_stops:
             capacity.append(n if cv.max_stops is None else cv.max_stops)
         args = dict(
-            capacity=capacity, start_depot=depot_locs.index(cv.start),
+            capacity=capacity,
+            start_depot=depot_locs.index(cv.start),
             end_depot=depot_locs.index(cv.end),
             fixed_cost=cv.fixed_cost + model.params.vehicle_fixed_cost,
-            tw_early=cv.earliest, tw_late=cv.latest, unit_distance_cost=1,
+            tw_early=cv.earliest,
+            tw_late=cv.latest,
+            unit_distance_cost=1,
             profile=profiles[pkey],
         )
         tkey = (pkey, tuple(sorted((k, str(a)) for k, a in args.items())))
         types.setdefault(tkey, []).append(v)
         type_args[tkey] = args
     vehicle_types = [
-        pyvrp.VehicleType(len(vs), **type_args[key], name=",".join(
-            model.vehicles[v].vehicle.id for v in vs)[:200])
+        pyvrp.VehicleType(
+            len(vs), **type_args[key], name=",".join(model.vehicles[v].vehicle.id for v in vs)[:200]
+        )
         for key, vs in types.items()
     ]
     data = pyvrp.ProblemData(
-        locations=locations, clients=clients, depots=depots, vehicle_types=vehicle_types,
-        distance_matrices=distance_matrices, duration_matrices=duration_matrices,
+        locations=locations,
+        clients=clients,
+        depots=depots,
+        vehicle_types=vehicle_types,
+        distance_matrices=distance_matrices,
+        duration_matrices=duration_matrices,
     )
     return data, list(types.values())
 
@@ -160,9 +187,7 @@ def _warm_start(model: Model, data: Any, groups: list[list[int]]) -> Any:
         return None
     type_of = {v: t for t, vs in enumerate(groups) for v in vs}
     routes = [
-        pyvrp.Route(
-            data, [pyvrp.Activity(pyvrp.ActivityType.CLIENT, k) for k in seq], type_of[v]
-        )
+        pyvrp.Route(data, [pyvrp.Activity(pyvrp.ActivityType.CLIENT, k) for k in seq], type_of[v])
         for v, seq in model.warm_routes.items()
     ]
     try:

@@ -85,8 +85,7 @@ class CostBreakdown:
     @property
     def total(self) -> int:
         return (
-            self.fixed + self.distance + self.time + self.stops + self.stability
-            + self.postponement
+            self.fixed + self.distance + self.time + self.stops + self.stability + self.postponement
         )
 
 

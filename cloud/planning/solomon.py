@@ -31,21 +31,32 @@ def solomon_problem(inst: Instance) -> PlanningProblem:
     depot = inst.depot
     orders = tuple(
         Order(
-            id=str(c.number), location=c.number, demand=c.demand, ready=c.ready * SCALE,
-            due=c.due * SCALE, service=c.service * SCALE,
+            id=str(c.number),
+            location=c.number,
+            demand=c.demand,
+            ready=c.ready * SCALE,
+            due=c.due * SCALE,
+            service=c.service * SCALE,
         )
         for c in inst.customers[1:]
     )
     vans = tuple(
         OwnVan(
-            id=f"v{k}", depot=0, capacity=inst.capacity, shift_start=depot.ready * SCALE,
-            shift_end=depot.due * SCALE, cost_per_km=1000,
+            id=f"v{k}",
+            depot=0,
+            capacity=inst.capacity,
+            shift_start=depot.ready * SCALE,
+            shift_end=depot.due * SCALE,
+            cost_per_km=1000,
         )
         for k in range(inst.vehicles)
     )
     coords = [(c.x, c.y) for c in inst.customers]
     return PlanningProblem(
-        durations=durations, distances=distances, orders=orders, vehicles=vans,
+        durations=durations,
+        distances=distances,
+        orders=orders,
+        vehicles=vans,
         coordinates=coords,
     )
 
