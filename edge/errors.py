@@ -5,19 +5,25 @@ EdgeError
 ├── StopFinalError         a stop already delivered, failed, picked up or skipped
 ├── NoRouteError           no route plan has arrived yet
 ├── ProofError             proof of delivery that cannot be accepted (photo too big, not an image)
-└── SettingsError          settings that make no sense (bad id, bad address)
+├── SettingsError          settings that make no sense (bad id, bad address)
+├── BarcodeError           a depot scan that is not a barcode (junk characters, empty)
+├── UnknownVehicleError    a vehicle no route plan at this depot names
+└── ReleaseError           a load release refused (parcels missing, already released)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BarcodeError",
     "EdgeError",
     "InputError",
     "NoRouteError",
     "ProofError",
+    "ReleaseError",
     "SettingsError",
     "StopFinalError",
     "UnknownStopError",
+    "UnknownVehicleError",
 ]
 
 
@@ -59,3 +65,21 @@ class InputError(EdgeError):
 
 class SettingsError(EdgeError):
     """Agent settings that cannot work."""
+
+
+class BarcodeError(EdgeError):
+    """A depot scan that is no barcode: empty, too long, or with characters none carries."""
+
+    status = 422
+
+
+class UnknownVehicleError(EdgeError):
+    """A vehicle that no route plan at this depot names."""
+
+    status = 404
+
+
+class ReleaseError(EdgeError):
+    """A load release refused: parcels still missing (without force) or already released."""
+
+    status = 409
