@@ -92,6 +92,33 @@ def _cmd_vehicle(args: argparse.Namespace) -> int:
     return _run_service(agent.start, agent.stop, app, args.http)
 
 
+def _cmd_depot(args: argparse.Namespace) -> int:
+    from edge.depot import DepotAgent, DepotSettings
+    from edge.depot.web import create_terminal_app
+    from sync import parse_broker_url
+
+    settings = DepotSettings(
+        depot_id=args.id,
+        db_path=Path(args.db),
+        broker=parse_broker_url(args.broker),
+        location=args.at,
+    )
+    agent = DepotAgent(settings)
+    log.info("depot %s: store %s, broker %s", args.id, args.db, settings.broker.url)  # type: ignore[union-attr]
+    app = create_terminal_app(agent) if args.http else None
+    return _run_service(agent.start, agent.stop, app, args.http)
+
+
+def _latlon(value: str) -> tuple[float, float]:
+    try:
+        lat, lon = (float(x) for x in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LAT,LON such as 52.37,4.89, got {value!r}"
+        ) from None
+    return lat, lon
+
+
 def _cmd_resequence(args: argparse.Namespace) -> int:
     from edge import resequence_cli
 
@@ -130,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", required=True, help="SQLite store of this vehicle")
     p.add_argument("--http", type=_hostport, help="serve the driver's tablet on HOST:PORT")
     p.set_defaults(func=_cmd_vehicle)
+
+    p = sub.add_parser("depot", help="run a depot sorter's agent and its terminal")
+    p.add_argument("--id", required=True, help="depot id (letters, digits, _ . -)")
+    p.add_argument("--broker", required=True, help="MQTT broker, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument("--db", required=True, help="SQLite store of this depot")
+    p.add_argument("--http", type=_hostport, help="serve the sorter's terminal on HOST:PORT")
+    p.add_argument(
+        "--at", type=_latlon, help="depot location LAT,LON (default: the first plan's depot)"
+    )
+    p.set_defaults(func=_cmd_depot)
 
     from edge import resequence_cli
 
