@@ -35,8 +35,13 @@ def plan_of(parcels: list[list[tuple[float, float]]], version: int = 1) -> Route
         for i, sizes in enumerate(parcels, start=1)
     )
     return RoutePlan(
-        route_id="R1", vehicle_id="VAN-1", version=version, day="2026-11-24", depot=here,
-        start_at=0, stops=stops,
+        route_id="R1",
+        vehicle_id="VAN-1",
+        version=version,
+        day="2026-11-24",
+        depot=here,
+        start_at=0,
+        stops=stops,
     )
 
 
