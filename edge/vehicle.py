@@ -202,7 +202,7 @@ class VehicleAgent:
         """The driver moves a stop by hand; the order is kept as the driver set it."""
         self._open_stop(stop_id)
         if not reason.strip():
-            raise SettingsError("moving a stop by hand needs a reason")
+            raise InputError("moving a stop by hand needs a reason")
         with self.node.transaction() as tx:
             order = [s.stop_id for s in self.book.remaining() if s.stop_id != stop_id]
             position = max(1, min(position, len(order) + 1))
@@ -225,7 +225,7 @@ class VehicleAgent:
         """A customer's new time window, applied locally (the cloud sends it in a plan too)."""
         self._open_stop(stop_id)
         if start is not None and end is not None and end < start:
-            raise SettingsError("window ends before it starts")
+            raise InputError("window ends before it starts")
         with self.node.transaction() as tx:
             self.book.set_window(tx.conn, stop_id, start, end)
             self._resequence(tx, "window_changed", note=f"new window for {stop_id}")

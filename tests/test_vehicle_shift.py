@@ -389,6 +389,9 @@ def test_bad_input_is_refused_and_changes_nothing(tablet_http) -> None:
     assert "reason" in refused(422, "POST", "/api/stops/s00/fail", json={"reason": "bored"})
     refused(422, "POST", "/api/stops/s00/fail", json={"reason": "absent", "extra": 1})
     refused(422, "POST", "/api/stops/s00/move", json={"position": 2, "reason": ""})
+    assert "reason" in refused(
+        422, "POST", "/api/stops/s00/move", json={"position": 2, "reason": "  "}
+    )
     refused(422, "POST", "/api/stops/s00/deliver", data={"recipient": "x" * 121})
 
     # the same event twice: recorded once; another event for a delivered stop: 409
