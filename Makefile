@@ -27,9 +27,9 @@ STAMP_BASE := $(VENV)/.wayline-base.stamp
 STAMP_TEST := $(VENV)/.wayline-test.stamp
 STAMP_BENCH := $(VENV)/.wayline-bench.stamp
 
-.PHONY: demo test lint bench format clean distclean system-deps
+.PHONY: demo test lint bench format clean distclean system-deps broker-deps
 
-demo: $(STAMP_BASE)
+demo: broker-deps $(STAMP_BASE)
 	$(BIN)/wayline demo
 
 test: system-deps $(STAMP_TEST)
@@ -53,6 +53,14 @@ bench: system-deps $(STAMP_BENCH)
 format: $(STAMP_TEST)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The demo starts its own broker: mosquitto from apt when missing.
+broker-deps:
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+		echo "installing mosquitto with apt-get"; \
+		$(SUDO) apt-get update -qq; \
+		$(APT_INSTALL) mosquitto; \
+	fi
 
 # mosquitto and chromium from apt when missing (/usr/sbin is not always on PATH).
 system-deps:
