@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         "default (portfolio)": make_sequencer(),
         "greedy": GreedySequencer(),
         "ortools": OrToolsSequencer(),
-        "pyvrp": PyVrpSequencer(),
+        "pyvrp (soft, ours)": PyVrpSequencer(),
+        "pyvrp (stock)": PyVrpSequencer(soft=False),
     }
     ref: dict[str, float] = {}
     ref_by: dict[str, str] = {}

@@ -11,7 +11,7 @@ from edge.sequencer.base import build_result
 from edge.sequencer.problem import SequenceResult, SequencerParams, SequencingProblem
 from edge.sequencer.schedule import Evaluator
 
-__all__ = ["GreedySequencer"]
+__all__ = ["GreedySequencer", "polish"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,15 @@ class GreedySequencer:
         best, best_cost = _local_search(ev, best, best_cost, fixed, deadline, self.neighbours)
         order = [ev.ids[i] for i in best]
         return build_result(problem, params, order, self.name, time.perf_counter() - t0)
+
+
+def polish(
+    ev: Evaluator, route: list[int], deadline: float, neighbours: int = NEIGHBOURS
+) -> tuple[list[int], float]:
+    """Or-opt/2-opt on ``route`` (stop positions) judged by the exact simulation, until no
+    move helps or ``deadline`` (a ``time.perf_counter()`` value); the committed stop stays."""
+    fixed = 1 if ev.problem.committed_next is not None else 0
+    return _local_search(ev, list(route), ev.cost(route), fixed, deadline, neighbours)
 
 
 def _nearest_neighbour(ev: Evaluator, prefix: list[int]) -> list[int]:

@@ -1,12 +1,22 @@
 """The PyVRP re-sequencer: the only module of the package that imports PyVRP.
 
-PyVRP's windows are hard (a violated window is "time warp", penalised during the search
-but not a lateness); our windows are soft. So this sequencer asks PyVRP for the shortest
-route that keeps every window, warm-started from the current order, and hands whatever
-PyVRP ends with (feasible or not) to the common simulation, which prices lateness. When no
-route can keep every window PyVRP's answer may be poor; the portfolio sends such days to
-OR-Tools, whose soft windows are native. A committed next stop is honoured by solving from
-that stop onwards. The break and the load depth are not in the model.
+Our windows are soft; PyVRP's are hard, a violated window being "time warp" that its
+adaptive penalties push out of the search. Asking PyVRP for the shortest route that keeps
+every window is another problem than ours on a late-heavy day (its best stays the warm
+start when no route keeps every window), so the default, *soft* model runs PyVRP's own
+iterated local search with **fixed** penalties in our prices: a second of time warp costs
+``lateness_weight``, a unit over capacity ``overload_weight``. That penalised cost is the
+guide; the judge is our simulation: every candidate the search produces near the best
+penalised cost is simulated exactly (lateness propagates along the route, the break and
+load depth are placed), and the exactly cheapest one is the answer.
+
+The search starts from the current order polished by one exhaustive local search, stops
+at the time limit or once the exact best has not improved for ``patience`` iterations
+(PyVRP's ``NoImprovement`` fed with our cost, capped by ``MaxRuntime``). A committed next
+stop is honoured by solving from that stop onwards.
+
+``PyVrpSequencer(soft=False)`` is PyVRP as it comes (hard windows, adaptive penalties,
+warm start, the whole time limit): the benchmark's peer.
 """
 
 from __future__ import annotations
@@ -16,6 +26,14 @@ import time
 
 import numpy as np
 import pyvrp
+from pyvrp.search import (
+    OPERATORS,
+    LocalSearch,
+    NeighbourhoodParams,
+    PerturbationManager,
+    PerturbationParams,
+    compute_neighbours,
+)
 from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement
 
 from edge.sequencer.base import build_result
@@ -25,93 +43,242 @@ from edge.sequencer.problem import (
     SequencerParams,
     SequencingProblem,
 )
+from edge.sequencer.greedy import polish
+from edge.sequencer.schedule import Evaluator
 
 __all__ = ["PyVrpSequencer"]
 
 log = logging.getLogger(__name__)
 
-MIN_SEARCH_S = 0.005
-PATIENCE = 1500  # iterations without improvement after which the search stops early
-NO_LIMIT = 2**40
+MIN_SEARCH_S = 0.002  # never hand the search less than this
+RESERVE_S = 0.004  # kept back from the time limit for building the answer
+PATIENCE = 400  # iterations without an exact improvement after which the search stops
+NEIGHBOURS = 20  # granular neighbourhood size (PyVRP's default, 50, is slower per step)
+JUDGE_SLACK = 0.02
+PERTURBATIONS = (1, 25)  # clients perturbed per iteration, min and max (PyVRP's default)
+HISTORY = 300  # late-acceptance history length (PyVRP's default)
+EXHAUSTIVE_ON_BEST = False
+LATE_DAY_SEARCH_SHARE = 0.5  # on a day no route keeps every window, the rest polishes  # a full search on every new best costs more than it finds  # candidates within this share of the best penalised cost are simulated
 
 
 class PyVrpSequencer:
-    """PyVRP's iterated local search with hard windows, warm-started, seeded."""
+    """PyVRP's iterated local search on soft windows, judged by our simulation."""
 
     name = "pyvrp"
+
+    def __init__(
+        self, soft: bool = True, patience: int = PATIENCE, neighbours: int = NEIGHBOURS
+    ) -> None:
+        self.soft = soft
+        self.patience = patience
+        self.neighbours = neighbours
+        if not soft:
+            self.name = "pyvrp-stock"
 
     def solve(self, problem: SequencingProblem, params: SequencerParams) -> SequenceResult:
         t0 = time.perf_counter()
         try:
-            order = _solve(problem, params, t0)
+            order = self._solve(problem, params, t0)
         except SequencerError:
             raise
         except Exception as exc:  # PyVRP raises ValueError/RuntimeError from its C++ core
             raise SequencerError(f"pyvrp failed: {exc}") from exc
         return build_result(problem, params, order, self.name, time.perf_counter() - t0)
 
+    def _solve(self, problem: SequencingProblem, params: SequencerParams, t0: float) -> list[str]:
+        model = _Model(problem)
+        if model.size <= 1:
+            return model.head + [s.id for s in model.stops]
+        if not self.soft:
+            left = max(MIN_SEARCH_S, params.time_limit_s - (time.perf_counter() - t0))
+            result = pyvrp.solve(
+                model.data,
+                stop=MaxRuntime(left),
+                seed=params.seed,
+                collect_stats=False,
+                initial_solution=model.warm,
+            )
+            return model.order(result.best)
+        return _soft_search(model, problem, params, t0, self.patience, self.neighbours)
 
-def _solve(problem: SequencingProblem, params: SequencerParams, t0: float) -> list[str]:
-    stops = list(problem.stops)
-    start_node, start_time = problem.start_node, problem.start_time
-    head: list[str] = []
-    if problem.committed_next is not None:  # solve from the committed stop onwards
-        c = stops[problem.index[problem.committed_next]]
-        arrive = start_time + problem.travel_time[start_node][c.node]
-        start_time = max(arrive, c.ready) + c.service
-        start_node = c.node
-        head = [c.id]
-        stops = [s for s in stops if s.id != c.id]
-    if len(stops) <= 1:
-        return head + [s.id for s in stops]
 
-    nodes = [start_node, problem.end_node, *(s.node for s in stops)]
-    coords = problem.coordinates
-    locations = [
-        pyvrp.Location(x=coords[v][1], y=coords[v][0]) if coords else pyvrp.Location(x=0, y=0)
-        for v in nodes
-    ]
-    idx = np.array(nodes)
-    dist = np.asarray(problem.distance, dtype=np.int64)[np.ix_(idx, idx)]
-    dur = np.asarray(problem.travel_time, dtype=np.int64)[np.ix_(idx, idx)]
-    use_load = problem.capacity is not None
-    clients = [
-        pyvrp.Client(
-            location=k + 2,
-            delivery=[s.delivery] if use_load else [],
-            pickup=[s.pickup] if use_load else [],
-            service_duration=s.service,
-            tw_early=max(0, s.ready - start_time),
-            tw_late=max(0, s.due - start_time),
-            name=s.id,
+class _Model:
+    """The problem as PyVRP data: node 0 where the van is (or the committed stop), 1 the end."""
+
+    def __init__(self, problem: SequencingProblem) -> None:
+        stops = list(problem.stops)
+        start_node, start_time = problem.start_node, problem.start_time
+        self.head: list[str] = []
+        if problem.committed_next is not None:  # solve from the committed stop onwards
+            c = stops[problem.index[problem.committed_next]]
+            arrive = start_time + problem.travel_time[start_node][c.node]
+            start_time = max(arrive, c.ready) + c.service
+            start_node = c.node
+            self.head = [c.id]
+            stops = [s for s in stops if s.id != c.id]
+        self.stops = stops
+        self.size = len(stops)
+        if self.size <= 1:
+            return
+        nodes = [start_node, problem.end_node, *(s.node for s in stops)]
+        coords = problem.coordinates
+        locations = [
+            pyvrp.Location(x=coords[v][1], y=coords[v][0]) if coords else pyvrp.Location(x=0, y=0)
+            for v in nodes
+        ]
+        idx = np.array(nodes)
+        dist = np.asarray(problem.distance, dtype=np.int64)[np.ix_(idx, idx)]
+        dur = np.asarray(problem.travel_time, dtype=np.int64)[np.ix_(idx, idx)]
+        use_load = problem.capacity is not None
+        clients = [
+            pyvrp.Client(
+                location=k + 2,
+                delivery=[s.delivery] if use_load else [],
+                pickup=[s.pickup] if use_load else [],
+                service_duration=s.service,
+                tw_early=max(0, s.ready - start_time),
+                tw_late=max(0, min(s.due - start_time, 2**40)),
+                name=s.id,
+            )
+            for k, s in enumerate(stops)
+        ]
+        depots = [pyvrp.Depot(location=0), pyvrp.Depot(location=1)]
+        shift_end = problem.shift_end
+        vehicle = pyvrp.VehicleType(
+            num_available=1,
+            capacity=[problem.capacity] if use_load and problem.capacity is not None else [],
+            start_depot=0,
+            end_depot=1,
+            tw_early=0,
+            tw_late=max(0, shift_end - start_time) if shift_end is not None else 2**40,
+            start_late=0,  # the van leaves now
+            initial_load=[problem.extra_load] if use_load else [],
         )
-        for k, s in enumerate(stops)
-    ]
-    depots = [pyvrp.Depot(location=0), pyvrp.Depot(location=1)]
-    vehicle = pyvrp.VehicleType(
-        num_available=1,
-        capacity=[problem.capacity] if use_load and problem.capacity is not None else [],
-        start_depot=0,
-        end_depot=1,
-        initial_load=[problem.extra_load] if use_load else [],
+        self.data = pyvrp.ProblemData(locations, clients, depots, [vehicle], [dist], [dur])
+        pos = {s.id: k for k, s in enumerate(stops)}  # a route lists client indices
+        self.warm = pyvrp.Solution(
+            self.data, [[pos[sid] for sid in problem.current_order if sid in pos]]
+        )
+
+    def visits(self, sol: pyvrp.Solution) -> list[int]:
+        routes = sol.routes()
+        if len(routes) != 1 or sol.num_missing_clients():
+            raise SequencerError("pyvrp returned an incomplete route")
+        return [a.idx for a in routes[0] if a.is_client()]
+
+    def order(self, sol: pyvrp.Solution) -> list[str]:
+        return self.head + [self.stops[v].id for v in self.visits(sol)]
+
+
+class _FixedPenalties:
+    """PyVRP's penalty manager interface with our prices, never adapted."""
+
+    def __init__(self, params: SequencerParams, load_dims: int) -> None:
+        self._ce = pyvrp.CostEvaluator(
+            [params.overload_weight] * load_dims, params.lateness_weight, 0.0
+        )
+
+    def cost_evaluator(self) -> pyvrp.CostEvaluator:
+        return self._ce
+
+    def register(self, sol: pyvrp.Solution) -> None:
+        pass
+
+
+class _Judge(pyvrp.IteratedLocalSearchCallbacks):
+    """Simulates promising candidates exactly and keeps the cheapest; a stopping criterion
+    on our cost (``NoImprovement``) and the time cap."""
+
+    def __init__(
+        self,
+        model: _Model,
+        problem: SequencingProblem,
+        params: SequencerParams,
+        ce: pyvrp.CostEvaluator,
+    ) -> None:
+        self.model, self.ce = model, ce
+        self.ev = Evaluator(problem, params)
+        self.prefix = [problem.index[sid] for sid in model.head]
+        self.pos = [problem.index[s.id] for s in model.stops]
+        self.best: list[int] | None = None
+        self.best_cost = float("inf")
+        self.best_penalised = float("inf")
+        self.last_key: tuple[int, int] | None = None
+        self.iterations = 0
+        self._stop: MultipleCriteria | None = None
+
+    def arm(self, cap_s: float, patience: int) -> None:
+        """Start the clock: stop after ``cap_s`` or ``patience`` iterations without gain."""
+        self._stop = MultipleCriteria([MaxRuntime(cap_s), NoImprovement(patience)])
+
+    def consider(self, sol: pyvrp.Solution) -> None:
+        pen = self.ce.penalised_cost(sol)
+        key = (pen, sol.distance())
+        if key == self.last_key or pen > self.best_penalised * (1 + JUDGE_SLACK):
+            return
+        self.last_key = key
+        self.best_penalised = min(self.best_penalised, pen)
+        idx = self.prefix + [self.pos[v] for v in self.model.visits(sol)]
+        cost = self.ev.cost(idx)
+        if cost < self.best_cost - 1e-9:
+            self.best, self.best_cost = idx, cost
+
+    def on_iteration(self, current, candidate, best, cost_evaluator) -> None:  # type: ignore[no-untyped-def]
+        self.iterations += 1
+        self.consider(candidate)
+
+    def __call__(self, best_cost: int) -> bool:  # StoppingCriterion, on our exact cost
+        if self._stop is None:
+            return True
+        return self._stop(round(self.best_cost * 1000) if self.best is not None else 2**62)
+
+
+def _soft_search(
+    model: _Model,
+    problem: SequencingProblem,
+    params: SequencerParams,
+    t0: float,
+    patience: int,
+    neighbours: int,
+) -> list[str]:
+    data = model.data
+    rng = pyvrp.RandomNumberGenerator(seed=params.seed)
+    nbh = compute_neighbours(data, NeighbourhoodParams(num_neighbours=neighbours))
+    ls = LocalSearch(data, rng, nbh, PerturbationManager(PerturbationParams(*PERTURBATIONS)))
+    for op in OPERATORS:
+        if op.supports(data):
+            ls.add_operator(op(data))
+    pm = _FixedPenalties(params, data.num_load_dimensions)
+    ce = pm.cost_evaluator()
+    deadline = t0 + params.time_limit_s - RESERVE_S
+    judge = _Judge(model, problem, params, ce)
+    judge.consider(model.warm)
+    if deadline - time.perf_counter() > MIN_SEARCH_S:
+        init = ls(model.warm, ce, exhaustive=True)
+        judge.consider(init)
+        late_day = init.time_warp() > 0  # lateness propagates; time warp does not
+        left = deadline - time.perf_counter()
+        if late_day:
+            left *= LATE_DAY_SEARCH_SHARE
+        if left > MIN_SEARCH_S:
+            judge.arm(left, patience)
+            ils = pyvrp.IteratedLocalSearch(
+                data,
+                pm,
+                ls,
+                init,
+                pyvrp.IteratedLocalSearchParams(
+                    history_length=HISTORY, exhaustive_on_best=EXHAUSTIVE_ON_BEST, callbacks=judge
+                ),
+            )
+            ils.run(judge, collect_stats=False)
+        if late_day and judge.best is not None:
+            judge.best, judge.best_cost = polish(judge.ev, judge.best, deadline)
+    log.debug(
+        "pyvrp: %d iterations, cost %.0f, %.3f s",
+        judge.iterations,
+        judge.best_cost,
+        time.perf_counter() - t0,
     )
-    data = pyvrp.ProblemData(locations, clients, depots, [vehicle], [dist], [dur])
-    pos = {s.id: k for k, s in enumerate(stops)}  # a route lists client indices
-    warm_ids = [sid for sid in problem.current_order if sid in pos]
-    initial = pyvrp.Solution(data, [[pos[sid] for sid in warm_ids]])
-    left = max(MIN_SEARCH_S, params.time_limit_s - (time.perf_counter() - t0))
-    result = pyvrp.solve(
-        data,
-        stop=MultipleCriteria([MaxRuntime(left), NoImprovement(PATIENCE)]),
-        seed=params.seed,
-        collect_stats=False,
-        display=False,
-        initial_solution=initial,
-    )
-    best = result.best
-    routes = best.routes()
-    if best.num_missing_clients() or len(routes) != 1:
-        raise SequencerError("pyvrp returned an incomplete route")
-    visits = [a.idx for a in routes[0] if a.is_client()]
-    log.debug("pyvrp: feasible=%s distance=%s", best.is_feasible(), best.distance())
-    return head + [stops[v].id for v in visits]
+    assert judge.best is not None  # the warm start is always judged
+    return [judge.ev.ids[i] for i in judge.best]
