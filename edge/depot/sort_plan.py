@@ -210,14 +210,14 @@ def assign(
             cursor = max(cursor, whole)
             continue
         for r in rows:  # the stop does not fit in one container: parcel by parcel
-            i = next((i for i in range(cursor, len(specs)) if fits(i, r[6], r[5])), None)
-            if i is None:
+            slot = next((j for j in range(cursor, len(specs)) if fits(j, r[6], r[5])), None)
+            if slot is None:
                 chosen[r[2]] = OVERFLOW
                 continue
-            vol[i] += r[6]
-            kg[i] += r[5]
-            chosen[r[2]] = specs[i].container_id
-            cursor = i
+            vol[slot] += r[6]
+            kg[slot] += r[5]
+            chosen[r[2]] = specs[slot].container_id
+            cursor = slot
     return _number(plan, specs, order, chosen)
 
 
