@@ -9,6 +9,7 @@ from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from cloud.api_dispatch import dispatch_router
 from cloud.coordinator import Coordinator
 from cloud.errors import CloudError, NotFoundError
 from protocol import RoutePlan
@@ -23,6 +24,8 @@ def create_api(coordinator: Coordinator) -> FastAPI:
     @app.exception_handler(CloudError)
     async def _cloud_error(_r: Request, exc: CloudError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    app.include_router(dispatch_router(coordinator))
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:

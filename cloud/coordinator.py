@@ -2,19 +2,24 @@
 
 It applies what devices report (exactly once, in order, each write committed with the
 stream cursor), keeps the fleet's state, and sends route plans down as new versions.
-Planning, rebalancing and exceptions build on this.
+Planning and rebalancing (:mod:`cloud.dispatch`), conflict repair at ingest
+(:mod:`cloud.repair`) and the decision record (:mod:`cloud.decisions`) hang off it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cloud.dispatch import Dispatcher, DispatchSettings
 from cloud.errors import ConflictError
+from cloud.repair import Repairs
+from cloud.route_plans import emit_plan
 from cloud.store import CloudStore
 from protocol import (
     DeviceStateEnvelope,
@@ -42,6 +47,9 @@ class CloudSettings:
     db_path: Path
     broker: BrokerAddress | None
     sync: SyncSettings = field(default_factory=SyncSettings)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    rebalance_interval_s: float | None = None
+    """Handle queued rebalance triggers this often in a worker thread (None: on request)."""
 
 
 class Coordinator:
@@ -60,13 +68,34 @@ class Coordinator:
             broker=settings.broker,
             settings=settings.sync,
         )
+        self.dispatch = Dispatcher(self, settings.dispatch)
+        self.repairs = Repairs(self)
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
 
     def start(self) -> None:
         self.node.start()
+        if self.settings.rebalance_interval_s is not None:
+            self._worker = threading.Thread(
+                target=self._rebalance_loop, name="cloud-rebalance", daemon=True
+            )
+            self._worker.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._worker is not None:
+            self._worker.join(timeout=120)
         self.node.stop()
         self.store.close()
+
+    def _rebalance_loop(self) -> None:
+        interval = self.settings.rebalance_interval_s or 1.0
+        while not self._stopping.wait(interval):
+            try:
+                if self.db.open_triggers():
+                    self.dispatch.rebalance_pending()
+            except Exception:
+                log.exception("rebalance failed; the triggers stay queued")
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -78,12 +107,16 @@ class Coordinator:
         if isinstance(envelope, TelemetryEnvelope):
             self.db.set_position(conn, peer, envelope.body)
         elif isinstance(envelope, StopEventEnvelope):
-            self.db.record_stop_event(conn, peer, envelope.body)
+            new = self.db.record_stop_event(conn, peer, envelope.body)
+            self.repairs.on_stop_event(tx, peer, envelope.body, new)
         elif isinstance(envelope, RouteSequenceEnvelope):
             self.db.record_sequence(conn, peer, envelope.body, envelope.ts)
+            self.repairs.on_sequence(tx, peer, envelope.body)
         elif isinstance(envelope, ExceptionEnvelope):
             self.db.record_exception(conn, peer, envelope.body)
+            self.repairs.on_exception(tx, peer, envelope.body)
         elif isinstance(envelope, ParcelScanEnvelope):
+            self.repairs.on_scan(tx, peer, envelope.body)
             self.db.record_scan(conn, peer, envelope.body)
         else:
             raise Rejected(f"the coordinator does not take {envelope.kind} from devices")
@@ -97,16 +130,13 @@ class Coordinator:
     def send_plan(self, plan: RoutePlan) -> dict[str, Any]:
         """Store a plan version and send it to its vehicle; only a newer version is taken."""
         with self.node.transaction() as tx:
-            have = tx.conn.execute(
-                "SELECT max(version) FROM routes WHERE route_id = ?", (plan.route_id,)
-            ).fetchone()[0]
-            if have is not None and plan.version <= have:
+            have = self.db.latest_version(plan.route_id, tx.conn)
+            if have and plan.version <= have:
                 raise ConflictError(
                     f"route {plan.route_id} already has version {have}; send a newer one"
                 )
-            self.db.save_plan(tx.conn, plan, self.now_ms())
-            env = tx.emit(plan.vehicle_id, plan)
-        return {"route_id": plan.route_id, "version": plan.version, "seq": env.seq}
+            seq = emit_plan(self.db, tx, plan, self.now_ms())
+        return {"route_id": plan.route_id, "version": plan.version, "seq": seq}
 
     def sync_status(self) -> dict[str, Any]:
         return {

@@ -131,6 +131,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return plan_cli.run(args)
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from cloud import audit_cli
+
+    return audit_cli.run(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from firmware_sim import demo
 
@@ -179,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="plan a Solomon/Homberger instance with the cloud planner")
     plan_cli.configure(p)
     p.set_defaults(func=_cmd_plan)
+
+    from cloud import audit_cli
+
+    p = sub.add_parser("audit", help="the coordinator's decision record: replay, show, list")
+    audit_cli.configure(p)
+    p.set_defaults(func=_cmd_audit)
 
     from firmware_sim import demo
 

@@ -1,9 +1,7 @@
-"""The coordinator's store: every write of the cloud goes through this module.
+"""Device facts in the coordinator's store: what vehicles and depots report, as applied.
 
-SQLite (WAL, ``synchronous=FULL``) through the sync layer's store, with numbered
-migrations in ``schema_migrations``. Replacing SQLite by a server database later means
-replacing this module, not its callers. Writes take the caller's open connection, so they
-commit together with the stream cursor that made them (exactly-once apply).
+Writes take the ingest transaction's connection, so they commit together with the stream
+cursor that made them (exactly-once apply).
 """
 
 from __future__ import annotations
@@ -12,85 +10,25 @@ import json
 import sqlite3
 from typing import Any
 
+from cloud.store.base import StoreBase
 from protocol import (
     DeviceState,
     ExceptionReport,
     ParcelScan,
-    RoutePlan,
     RouteSequenceReport,
     StopEvent,
     Telemetry,
     decode,
     encode,
 )
-from sync import Store
 
-__all__ = ["MIGRATIONS", "CloudStore"]
+__all__ = ["FINAL", "DeviceFacts"]
 
 FINAL = ("delivered", "failed", "picked_up", "skipped")
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: devices, the event log, positions, stop facts, routes and what vehicles report
-    """
-    CREATE TABLE devices (
-        device_id TEXT PRIMARY KEY, role TEXT NOT NULL, status TEXT NOT NULL,
-        status_at_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL);
-    CREATE TABLE events (
-        src TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
-        lc INTEGER NOT NULL, ts INTEGER NOT NULL, payload BLOB NOT NULL,
-        PRIMARY KEY (src, seq)) WITHOUT ROWID;
-    CREATE INDEX events_kind ON events (kind);
-    CREATE TABLE positions (
-        vehicle_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, lat REAL NOT NULL,
-        lon REAL NOT NULL, speed_kmh REAL NOT NULL, heading_deg REAL NOT NULL,
-        odometer_km REAL NOT NULL, fuel_pct REAL, charge_pct REAL, door_open INTEGER NOT NULL,
-        ignition INTEGER NOT NULL, temperature_c REAL);
-    CREATE TABLE stop_facts (
-        stop_id TEXT PRIMARY KEY, vehicle_id TEXT NOT NULL, route_id TEXT NOT NULL,
-        status TEXT NOT NULL, at_ms INTEGER NOT NULL, event_id TEXT NOT NULL,
-        reason TEXT, recipient TEXT);
-    CREATE TABLE routes (
-        route_id TEXT NOT NULL, version INTEGER NOT NULL, vehicle_id TEXT NOT NULL,
-        day TEXT NOT NULL, plan TEXT NOT NULL, created_ms INTEGER NOT NULL,
-        PRIMARY KEY (route_id, version));
-    CREATE TABLE sequences (
-        vehicle_id TEXT NOT NULL, route_id TEXT NOT NULL, revision INTEGER NOT NULL,
-        plan_version INTEGER NOT NULL, reason TEXT NOT NULL, stops TEXT NOT NULL,
-        solver TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (vehicle_id, route_id, revision));
-    CREATE TABLE exceptions (
-        exception_id TEXT PRIMARY KEY, src TEXT NOT NULL, category TEXT NOT NULL,
-        severity TEXT NOT NULL, at_ms INTEGER NOT NULL, detail TEXT NOT NULL, stop_id TEXT,
-        parcel_id TEXT, vehicle_id TEXT, data TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open');
-    CREATE TABLE scans (
-        scan_id TEXT PRIMARY KEY, src TEXT NOT NULL, barcode TEXT NOT NULL, at_ms INTEGER NOT NULL,
-        result TEXT NOT NULL, parcel_id TEXT, depot_id TEXT, vehicle_id TEXT, container TEXT,
-        position INTEGER);
-    """,
-)
 
-
-class CloudStore:
-    """Reads and writes of the coordinator's state."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.migrate()
-
-    def migrate(self) -> int:
-        """Apply the migrations not applied yet; return the schema version."""
-        with self.store.transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
-            )
-            have = conn.execute(
-                "SELECT coalesce(max(version), 0) FROM schema_migrations"
-            ).fetchone()[0]
-            for number, script in enumerate(MIGRATIONS, start=1):
-                if number > have:
-                    for statement in filter(str.strip, script.split(";")):
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (number,))
-            return len(MIGRATIONS)
+class DeviceFacts(StoreBase):
+    """What devices report: the event log, positions, stop facts, sequences, scans."""
 
     # -- writes inside the ingest transaction ----------------------------------------------
 
@@ -202,25 +140,17 @@ class CloudStore:
             ),
         )
 
-    def save_plan(self, conn: sqlite3.Connection, plan: RoutePlan, now_ms: int) -> None:
-        body = plan.model_dump_json()
-        conn.execute(
-            "INSERT INTO routes (route_id, version, vehicle_id, day, plan, created_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (plan.route_id, plan.version, plan.vehicle_id, plan.day, body, now_ms),
+    def earlier_scans(
+        self, conn: sqlite3.Connection, parcel_id: str, scan_id: str
+    ) -> list[dict[str, Any]]:
+        return self.rows(
+            conn,
+            "SELECT scan_id, result, vehicle_id, depot_id FROM scans WHERE parcel_id = ? "
+            "AND scan_id != ? ORDER BY at_ms, scan_id",
+            (parcel_id, scan_id),
         )
 
     # -- reads -----------------------------------------------------------------------------
-
-    def latest_version(self, route_id: str) -> int:
-        rows = self.store.read("SELECT max(version) FROM routes WHERE route_id = ?", (route_id,))
-        return int(rows[0][0] or 0)
-
-    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[dict[str, Any]]:
-        with self.store.lock:
-            cur = self.store.conn.execute(sql, params)
-            cols = [d[0] for d in cur.description]
-            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     def devices(self) -> list[dict[str, Any]]:
         return self.query(

@@ -1,0 +1,95 @@
+"""Route plans for own vans: built from the order book, compared, stored and sent down.
+
+A van's plan lists its orders' stops (stop id = order id) with windows, service times and
+parcels. A new version goes down only when the van's *stop set* changes (a stop added or
+removed, or a window or service time changed): a new order of the same stops is not sent,
+since the van re-sequences on its own and reports its order back (DESIGN rule 5).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from cloud.geo import day_start
+from cloud.store import CloudStore
+from protocol import Location, Parcel, PlannedStop, RoutePlan, TimeWindow
+from sync import Tx
+
+__all__ = ["build_van_plan", "emit_plan", "stop_set", "without_stop"]
+
+
+def build_van_plan(
+    db: CloudStore,
+    conn: sqlite3.Connection,
+    *,
+    vehicle: dict[str, Any],
+    depot: dict[str, Any],
+    day: str,
+    route_id: str,
+    version: int,
+    order_ids: list[str],
+) -> RoutePlan:
+    d0 = day_start(day)
+    spec = vehicle["spec"]
+    rows = db.stops_of(order_ids, conn)
+    stops = []
+    for oid in order_ids:
+        s = rows[oid]
+        window = None
+        if s["window_start"] is not None and s["window_end"] is not None:
+            window = TimeWindow(start=s["window_start"], end=s["window_end"])
+        stops.append(
+            PlannedStop(
+                stop_id=s["stop_id"],
+                order_id=oid,
+                kind=s["kind"],
+                location=Location(lat=s["lat"], lon=s["lon"], address=s["address"]),
+                window=window,
+                service_s=s["service_s"],
+                parcels=tuple(
+                    Parcel(
+                        parcel_id=p["parcel_id"],
+                        barcode=p["barcode"],
+                        weight_kg=p["weight_kg"],
+                        volume_l=p["volume_l"],
+                        cold_chain=bool(p["cold_chain"]),
+                    )
+                    for p in s["parcels"]
+                ),
+                customer=s["customer"],
+            )
+        )
+    return RoutePlan(
+        route_id=route_id,
+        vehicle_id=vehicle["vehicle_id"],
+        version=version,
+        day=day,
+        depot=Location(lat=depot["lat"], lon=depot["lon"], address=depot["address"]),
+        start_at=d0 + spec["shift_start_s"],
+        end_at=d0 + spec["shift_end_s"],
+        capacity_kg=float(min(spec["capacity"], 10_000)),
+        stops=tuple(stops),
+    )
+
+
+def stop_set(plan: RoutePlan | None) -> set[tuple[Any, ...]]:
+    if plan is None:
+        return set()
+    return {(s.stop_id, s.window, s.service_s, s.parcels) for s in plan.stops}
+
+
+def without_stop(plan: RoutePlan, stop_id: str) -> RoutePlan:
+    """The next version of ``plan`` without one stop (field facts win)."""
+    return plan.model_copy(
+        update={
+            "version": plan.version + 1,
+            "stops": tuple(s for s in plan.stops if s.stop_id != stop_id),
+        }
+    )
+
+
+def emit_plan(db: CloudStore, tx: Tx, plan: RoutePlan, now_ms: int) -> int:
+    """Store a plan version and put it in the van's outbox, in the caller's transaction."""
+    db.save_plan(tx.conn, plan, now_ms)
+    return tx.emit(plan.vehicle_id, plan).seq

@@ -1,0 +1,97 @@
+"""The coordinator's schema: numbered migrations, applied in order, never edited once applied.
+
+Append a new script to change the schema; :meth:`cloud.store.CloudStore.migrate` records each
+applied number in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: devices, the event log, positions, stop facts, routes and what vehicles report
+    """
+    CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY, role TEXT NOT NULL, status TEXT NOT NULL,
+        status_at_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL);
+    CREATE TABLE events (
+        src TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+        lc INTEGER NOT NULL, ts INTEGER NOT NULL, payload BLOB NOT NULL,
+        PRIMARY KEY (src, seq)) WITHOUT ROWID;
+    CREATE INDEX events_kind ON events (kind);
+    CREATE TABLE positions (
+        vehicle_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, lat REAL NOT NULL,
+        lon REAL NOT NULL, speed_kmh REAL NOT NULL, heading_deg REAL NOT NULL,
+        odometer_km REAL NOT NULL, fuel_pct REAL, charge_pct REAL, door_open INTEGER NOT NULL,
+        ignition INTEGER NOT NULL, temperature_c REAL);
+    CREATE TABLE stop_facts (
+        stop_id TEXT PRIMARY KEY, vehicle_id TEXT NOT NULL, route_id TEXT NOT NULL,
+        status TEXT NOT NULL, at_ms INTEGER NOT NULL, event_id TEXT NOT NULL,
+        reason TEXT, recipient TEXT);
+    CREATE TABLE routes (
+        route_id TEXT NOT NULL, version INTEGER NOT NULL, vehicle_id TEXT NOT NULL,
+        day TEXT NOT NULL, plan TEXT NOT NULL, created_ms INTEGER NOT NULL,
+        PRIMARY KEY (route_id, version));
+    CREATE TABLE sequences (
+        vehicle_id TEXT NOT NULL, route_id TEXT NOT NULL, revision INTEGER NOT NULL,
+        plan_version INTEGER NOT NULL, reason TEXT NOT NULL, stops TEXT NOT NULL,
+        solver TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (vehicle_id, route_id, revision));
+    CREATE TABLE exceptions (
+        exception_id TEXT PRIMARY KEY, src TEXT NOT NULL, category TEXT NOT NULL,
+        severity TEXT NOT NULL, at_ms INTEGER NOT NULL, detail TEXT NOT NULL, stop_id TEXT,
+        parcel_id TEXT, vehicle_id TEXT, data TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open');
+    CREATE TABLE scans (
+        scan_id TEXT PRIMARY KEY, src TEXT NOT NULL, barcode TEXT NOT NULL, at_ms INTEGER NOT NULL,
+        result TEXT NOT NULL, parcel_id TEXT, depot_id TEXT, vehicle_id TEXT, container TEXT,
+        position INTEGER);
+    """,
+    # 2: the network (depots, fleets, vehicles), orders with stops and parcels, who serves
+    #    what (assignments), decisions with their inputs, and the triggers waiting for one
+    """
+    CREATE TABLE depots (
+        depot_id TEXT PRIMARY KEY, name TEXT NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL,
+        address TEXT, created_ms INTEGER NOT NULL);
+    CREATE TABLE fleets (
+        fleet_id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('own', '3pl', 'gig')),
+        depot_id TEXT NOT NULL REFERENCES depots (depot_id), terms TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'up', status_at_ms INTEGER NOT NULL);
+    CREATE TABLE vehicles (
+        vehicle_id TEXT PRIMARY KEY, fleet_id TEXT NOT NULL REFERENCES fleets (fleet_id),
+        spec TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'active',
+        status_at_ms INTEGER NOT NULL);
+    CREATE TABLE orders (
+        order_id TEXT PRIMARY KEY, depot_id TEXT NOT NULL REFERENCES depots (depot_id),
+        day TEXT NOT NULL, body TEXT NOT NULL, body_sha TEXT NOT NULL, answer TEXT NOT NULL,
+        status TEXT NOT NULL, reason TEXT, done_by TEXT, created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL);
+    CREATE INDEX orders_region ON orders (day, depot_id, status);
+    CREATE TABLE stops (
+        stop_id TEXT PRIMARY KEY, order_id TEXT NOT NULL UNIQUE REFERENCES orders (order_id),
+        kind TEXT NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL, address TEXT,
+        window_start INTEGER, window_end INTEGER, service_s INTEGER NOT NULL,
+        size INTEGER NOT NULL, skills TEXT NOT NULL, optional INTEGER NOT NULL,
+        postponement_cost INTEGER NOT NULL, customer TEXT);
+    CREATE TABLE parcels (
+        parcel_id TEXT PRIMARY KEY, order_id TEXT NOT NULL REFERENCES orders (order_id),
+        barcode TEXT NOT NULL UNIQUE, weight_kg REAL NOT NULL, volume_l REAL NOT NULL,
+        cold_chain INTEGER NOT NULL);
+    CREATE INDEX parcels_order ON parcels (order_id);
+    CREATE TABLE assignments (
+        order_id TEXT PRIMARY KEY REFERENCES orders (order_id), vehicle_id TEXT NOT NULL,
+        kind TEXT NOT NULL, route_id TEXT, since_version INTEGER, position INTEGER NOT NULL,
+        eta INTEGER, decision_id TEXT NOT NULL, at_ms INTEGER NOT NULL);
+    CREATE INDEX assignments_vehicle ON assignments (vehicle_id, position);
+    CREATE TABLE decisions (
+        decision_id TEXT PRIMARY KEY, kind TEXT NOT NULL, rule TEXT NOT NULL,
+        region TEXT, trigger TEXT NOT NULL, inputs TEXT NOT NULL, solver TEXT,
+        params TEXT NOT NULL, seed INTEGER, output TEXT NOT NULL, output_sha TEXT NOT NULL,
+        applied TEXT NOT NULL, approved_by TEXT NOT NULL, status TEXT NOT NULL,
+        seconds REAL NOT NULL, at_ms INTEGER NOT NULL);
+    CREATE INDEX decisions_kind ON decisions (kind, at_ms);
+    CREATE TABLE triggers (
+        trigger_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, depot_id TEXT NOT NULL,
+        day TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL, at_ms INTEGER NOT NULL,
+        decision_id TEXT);
+    CREATE INDEX triggers_open ON triggers (decision_id, depot_id);
+    """,
+)
