@@ -5,6 +5,7 @@ simulation and stopped at the time limit. Fast enough to be everyone's fallback.
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from edge.sequencer.base import build_result
@@ -16,6 +17,7 @@ __all__ = ["GreedySequencer", "polish"]
 log = logging.getLogger(__name__)
 
 NEIGHBOURS = 10  # candidate positions per stop in the local search
+KICKS_WITHOUT_GAIN = 30  # polish stops after this many fruitless kicks in a row
 
 
 class GreedySequencer:
@@ -37,18 +39,47 @@ class GreedySequencer:
         nn_cost = ev.cost(nn)
         if nn_cost < best_cost:
             best, best_cost = nn, nn_cost
-        best, best_cost = _local_search(ev, best, best_cost, fixed, deadline, self.neighbours)
+        best, best_cost = _local_search(
+            ev, best, best_cost, fixed, deadline, _near(ev, self.neighbours)
+        )
         order = [ev.ids[i] for i in best]
         return build_result(problem, params, order, self.name, time.perf_counter() - t0)
 
 
 def polish(
-    ev: Evaluator, route: list[int], deadline: float, neighbours: int = NEIGHBOURS
+    ev: Evaluator,
+    route: list[int],
+    deadline: float,
+    seed: int = 0,
+    neighbours: int = NEIGHBOURS,
+    patience: int = KICKS_WITHOUT_GAIN,
 ) -> tuple[list[int], float]:
-    """Or-opt/2-opt on ``route`` (stop positions) judged by the exact simulation, until no
-    move helps or ``deadline`` (a ``time.perf_counter()`` value); the committed stop stays."""
+    """Iterated local search judged by the exact simulation: or-opt/2-opt to a local
+    optimum, then kicks (a random segment moved elsewhere, twice) from the best, until
+    ``patience`` kicks in a row bring nothing or ``deadline`` (a ``time.perf_counter()``
+    value) passes. ``route`` is stop positions; the committed stop stays first."""
     fixed = 1 if ev.problem.committed_next is not None else 0
-    return _local_search(ev, list(route), ev.cost(route), fixed, deadline, neighbours)
+    near = _near(ev, neighbours)
+    best, best_cost = _local_search(ev, list(route), ev.cost(route), fixed, deadline, near)
+    n = len(best)
+    if n - fixed < 3:
+        return best, best_cost
+    rng = random.Random(seed)
+    misses = 0
+    while misses < patience and time.perf_counter() < deadline:
+        r = best
+        for _ in range(2):
+            a = rng.randrange(fixed, n)
+            b = min(n, a + rng.randint(1, 3))
+            seg, rest = r[a:b], r[:a] + r[b:]
+            j = rng.randrange(fixed, len(rest) + 1)
+            r = rest[:j] + seg + rest[j:]
+        r, c = _local_search(ev, r, ev.cost(r), fixed, deadline, near)
+        if c < best_cost - 1e-9:
+            best, best_cost, misses = r, c, 0
+        else:
+            misses += 1
+    return best, best_cost
 
 
 def _nearest_neighbour(ev: Evaluator, prefix: list[int]) -> list[int]:
@@ -94,12 +125,11 @@ def _local_search(
     cost: float,
     fixed: int,
     deadline: float,
-    k: int,
+    near: list[list[int]],
 ) -> tuple[list[int], float]:
     n = len(route)
     if n - fixed < 2:
         return route, cost
-    near = _near(ev, k)
     clock = time.perf_counter
     improved = True
     while improved:

@@ -63,6 +63,8 @@ class Evaluator:
         self.dload = [s.pickup - s.delivery for s in st]
         self.depthv = [s.depth for s in st]
         self.ids = [s.id for s in st]
+        self.initial_load = problem.initial_load
+        self.has_depth = any(self.depthv)
 
     def run(self, idx: Sequence[int], trace: bool = False) -> Schedule:
         p = self.problem
@@ -71,7 +73,7 @@ class Evaluator:
         pending = brk is not None
         break_start: int | None = None
         t, pos = p.start_time, p.start_node
-        load, cap = p.initial_load, p.capacity
+        load, cap = self.initial_load, p.capacity
         dist = late = over = 0
         arrivals: list[int] = []
         starts: list[int] = []
@@ -131,7 +133,7 @@ class Evaluator:
             late += end - p.shift_end
         n = len(idx)
         depth = 0.0
-        if n and any(self.depthv):
+        if n and self.has_depth:
             dv = self.depthv
             depth = (
                 sum(dv[i] * (n - 1 - k) for k, i in enumerate(idx)) / (n - 1)
