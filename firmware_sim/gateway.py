@@ -2,93 +2,132 @@
 
 ``python -m firmware_sim.gateway --id V --broker URL --db PATH --http HOST:PORT [--period S]``
 
-Runs the same :class:`edge.vehicle.VehicleAgent` and tablet app as ``wayline vehicle``,
-plus a position source that drives the van toward its next stop and reports telemetry
-every ``--period`` seconds, as the gateway's receiver and vehicle bus would.
+Runs the same :class:`edge.vehicle.VehicleAgent` and tablet app as ``wayline vehicle``. The
+agent reads its hardware only through :mod:`edge.hardware`: GNSS as NMEA over a loopback
+TCP feed, vehicle signals as CAN frames on a python-can virtual bus. It reaches the broker
+through a simulated cellular modem (a loopback proxy with coverage holes), and its clock
+may drift. A driver loop steers the van toward the stop the tablet shows next.
+
+Options beyond the basics: ``--speed`` and ``--sim-start`` run accelerated simulated time;
+``--coverage FILE`` (JSON list of dead zones, see :class:`DeadZone`); ``--clock-offset``
+and ``--clock-skew-ppm``; ``--start LAT,LON``; ``--cruise-kmh``; ``--ev``;
+``--garbage-every N``. The tablet app also serves ``/sim/*`` (see
+:mod:`firmware_sim.hardware.control`) so the demo's world can move the van, cut the
+modem, break the van down or turn the ignition off.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import math
 import signal
 import sys
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
+from edge.errors import EdgeError
 from edge.tablet_api import create_tablet_app
 from edge.vehicle import VehicleAgent, VehicleSettings
-from protocol import Telemetry
-from sync import parse_broker_url
+from firmware_sim.hardware import (
+    CoverageMap,
+    DeadZone,
+    HardwareRig,
+    RouteFollower,
+    SimHardwareError,
+    VanModel,
+    sim_router,
+)
+from firmware_sim.world.clock import SimClock
+from sync import BrokerAddress, SyncSettings, parse_broker_url
 from wayline.serve import HttpServer, parse_hostport
 
-__all__ = ["SimulatedVan", "main"]
+__all__ = ["SimulatedGateway", "load_coverage", "main"]
 
 log = logging.getLogger(__name__)
 
+DEFAULT_START = (52.5200, 13.4050)
 
-class SimulatedVan:
-    """Moves toward the agent's next stop at ``speed_kmh`` and reports telemetry."""
 
-    def __init__(self, agent: VehicleAgent, period_s: float, speed_kmh: float = 30.0) -> None:
-        self.agent = agent
-        self.period_s = period_s
-        self.speed_kmh = speed_kmh
-        self.odometer_km = 12_000.0
-        self.fuel_pct = 80.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sim-van", daemon=True)
-        self.position: tuple[float, float] | None = None
+def load_coverage(path: Path) -> CoverageMap:
+    """Dead zones from a JSON list of objects with :class:`DeadZone`'s fields."""
+    try:
+        items = json.loads(path.read_text())
+        return CoverageMap(DeadZone(**item) for item in items)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"bad coverage file {path}: {exc}") from exc
+
+
+class SimulatedGateway:
+    """The agent, its simulated hardware, the driver loop and the tablet app, in one box."""
+
+    def __init__(
+        self,
+        settings: VehicleSettings,
+        *,
+        van: VanModel,
+        clock: SimClock,
+        http: tuple[str, int] | None,
+        period_s: float = 1.0,
+        coverage: CoverageMap | None = None,
+        clock_offset_s: float = 0.0,
+        clock_skew_ppm: float = 0.0,
+        garbage_every: int = 0,
+    ) -> None:
+        self.rig = HardwareRig(
+            van,
+            broker=settings.broker,
+            clock=clock,
+            coverage=coverage,
+            period_s=period_s,
+            clock_offset_s=clock_offset_s,
+            clock_skew_ppm=clock_skew_ppm,
+            garbage_every=garbage_every,
+        )
+        self.rig.start()
+        try:
+            self.agent = VehicleAgent(
+                _with_broker(settings, self.rig.broker), clock=self.rig.agent_clock
+            )
+        except Exception:
+            self.rig.stop()
+            raise
+        self.driver = RouteFollower(
+            van, self.agent.status, clock=clock, period_s=min(period_s, 0.2)
+        )
+        self.server: HttpServer | None = None
+        if http is not None:
+            app = create_tablet_app(self.agent)
+            app.include_router(sim_router(self.rig))
+            self.server = HttpServer(app, *http)
 
     def start(self) -> None:
-        self._thread.start()
+        self.agent.start()
+        self.rig.attach(self.agent.telemetry)
+        self.driver.start()
+        if self.server is not None:
+            self.server.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        if self.server is not None:
+            self.server.stop()
+        self.driver.stop()
+        self.rig.stop()
+        self.agent.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            try:
-                self._step()
-            except Exception:
-                log.exception("simulated telemetry step failed")
 
-    def _step(self) -> None:
-        status = self.agent.status()
-        route = status["route"]
-        if route is None:
-            return
-        if self.position is None:
-            self.position = (route["depot_lat"], route["depot_lon"])
-        target = status["next"]
-        lat, lon = self.position
-        heading, speed = 0.0, 0.0
-        if target is not None:
-            dlat, dlon = target["lat"] - lat, target["lon"] - lon
-            dist_km = math.hypot(dlat * 111.0, dlon * 111.0 * math.cos(math.radians(lat)))
-            step_km = min(dist_km, self.speed_kmh * self.period_s / 3600 * 60)  # a minute a tick
-            if dist_km > 0:
-                f = step_km / dist_km
-                self.position = (lat + dlat * f, lon + dlon * f)
-                heading = (math.degrees(math.atan2(dlon, dlat)) + 360) % 360
-                speed = self.speed_kmh
-                self.odometer_km += step_km
-                self.fuel_pct = max(5.0, self.fuel_pct - step_km * 0.08)
-        self.agent.telemetry(
-            Telemetry(
-                at=self.agent.now_ms(),
-                lat=self.position[0],
-                lon=self.position[1],
-                speed_kmh=speed,
-                heading_deg=heading % 360,
-                odometer_km=self.odometer_km,
-                fuel_pct=round(self.fuel_pct, 1),
-                door_open=False,
-                ignition=True,
-            )
-        )
+def _with_broker(settings: VehicleSettings, broker: BrokerAddress | None) -> VehicleSettings:
+    return replace(settings, broker=broker)
+
+
+def _latlon(value: str) -> tuple[float, float]:
+    lat, _, lon = value.partition(",")
+    try:
+        return float(lat), float(lon)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LAT,LON, got {value!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,28 +137,68 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", required=True)
     p.add_argument("--http", required=True)
     p.add_argument("--period", type=float, default=1.0, help="seconds between samples")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
+    p.add_argument("--sim-start", type=float, help="simulated epoch at start (default: now)")
+    p.add_argument("--start", type=_latlon, help="LAT,LON where the van is parked")
+    p.add_argument("--coverage", type=Path, help="JSON list of dead zones")
+    p.add_argument("--clock-offset", type=float, default=0.0, help="agent clock offset, s")
+    p.add_argument("--clock-skew-ppm", type=float, default=0.0, help="agent clock skew, ppm")
+    p.add_argument("--cruise-kmh", type=float, default=30.0)
+    p.add_argument("--ev", action="store_true", help="battery van: charge instead of fuel")
+    p.add_argument("--garbage-every", type=int, default=0, help="a bad NMEA line every N")
+    p.add_argument("--fast-sync", action="store_true", help="short sync timers (tests, demo)")
     a = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    agent = VehicleAgent(
-        VehicleSettings(vehicle_id=a.id, db_path=Path(a.db), broker=parse_broker_url(a.broker))
-    )
-    van = SimulatedVan(agent, a.period)
-    server = HttpServer(create_tablet_app(agent), *parse_hostport(a.http))
+    try:
+        clock = SimClock(a.sim_start if a.sim_start is not None else time.time(), a.speed)
+        coverage = load_coverage(a.coverage) if a.coverage else None
+        start = a.start or DEFAULT_START
+        van = VanModel(
+            *start,
+            clock=clock,
+            cruise_kmh=a.cruise_kmh,
+            fuel_pct=None if a.ev else 80.0,
+            charge_pct=90.0 if a.ev else None,
+        )
+        sync = FAST_SYNC if a.fast_sync else SyncSettings()
+        settings = VehicleSettings(
+            vehicle_id=a.id, db_path=Path(a.db), broker=parse_broker_url(a.broker), sync=sync
+        )
+        gateway = SimulatedGateway(
+            settings,
+            van=van,
+            clock=clock,
+            http=parse_hostport(a.http),
+            period_s=a.period,
+            coverage=coverage,
+            clock_offset_s=a.clock_offset,
+            clock_skew_ppm=a.clock_skew_ppm,
+            garbage_every=a.garbage_every,
+        )
+    except (ValueError, EdgeError, SimHardwareError) as exc:  # settings and bad options
+        print(f"firmware_sim.gateway: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    agent.start()
-    server.start()
-    van.start()
+    gateway.start()
     try:
         stop.wait()
     finally:
-        van.stop()
-        server.stop()
-        agent.stop()
+        gateway.stop()
     return 0
+
+
+FAST_SYNC = SyncSettings(
+    ack_timeout_s=0.5,
+    ack_timeout_max_s=2.0,
+    tick_s=0.02,
+    resend_interval_s=0.3,
+    reconnect_min_s=0.1,
+    reconnect_max_s=1.0,
+)
 
 
 if __name__ == "__main__":
