@@ -49,7 +49,7 @@ class DispatchSettings:
     time_limit_s: float = 60.0
     iterations: int = 1000
     seed: int = 7
-    solver: str = "pyvrp"
+    solver: str = "auto"
     stability_cost: int = 2_000
     late_threshold_s: int = 900
     travel: TravelModel = field(default_factory=TravelModel)
