@@ -10,6 +10,7 @@ import time
 import pytest
 
 from edge.sequencer import (
+    InvalidProblemError,
     PyVrpSequencer,
     SequencerParams,
     SequencingProblem,
@@ -113,3 +114,14 @@ def test_committed_stop_stays_first_on_a_late_day() -> None:
         for rest in itertools.permutations(s.id for s in prob.stops if s.id != committed)
     )
     assert r.cost == pytest.approx(best)
+
+
+def test_reordered_problem_is_the_same_problem_with_another_warm_start() -> None:
+    prob = _late_day(5)
+    order = tuple(reversed(prob.current_order))
+    again = prob.reordered(order)
+    assert again.current_order == order
+    assert again.travel_time is prob.travel_time and again.stops == prob.stops
+    assert prob.current_order != order  # the original is untouched
+    with pytest.raises(InvalidProblemError):
+        prob.reordered(order[1:])

@@ -4,6 +4,7 @@ simulation and stopped at the time limit. Fast enough to be everyone's fallback.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import time
@@ -110,12 +111,15 @@ def _nearest_neighbour(ev: Evaluator, prefix: list[int]) -> list[int]:
 
 
 def _near(ev: Evaluator, k: int) -> list[list[int]]:
+    """The ``k`` stops nearest each stop (ties by position): a partial sort, not a full one."""
     dm = ev.problem.distance
-    n = len(ev.node)
+    node = ev.node
     out = []
-    for i in range(n):
-        row = dm[ev.node[i]]
-        out.append(sorted((j for j in range(n) if j != i), key=lambda j: (row[ev.node[j]], j))[:k])
+    for i in range(len(node)):
+        row = dm[node[i]]
+        d = [row[v] for v in node]
+        d[i] = 2**62
+        out.append(heapq.nsmallest(k, range(len(node)), key=d.__getitem__))
     return out
 
 
@@ -143,6 +147,8 @@ def _local_search(
                 b = pos[b_stop]
                 if b < fixed:
                     continue
+                if clock() > deadline:
+                    return route, cost
                 for r in _moves(route, a, b, fixed):
                     c = ev.cost(r)
                     if c < cost - 1e-9:

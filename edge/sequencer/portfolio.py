@@ -3,9 +3,10 @@ of the budget, and the cheapest of the current order, the greedy and the solver'
 
 It never leaves the driver without a route: a solver that raises, or that has not answered
 when the budget (plus a small grace) is spent, is logged and ignored, and the greedy route
-(or the driver's current order, if cheaper) stands. Which solver runs is chosen per call:
-the ``primary``, or a ``soft`` one on days the greedy route is late, if given.
-``make_sequencer`` runs PyVRP after the greedy: its soft-window model (see
+(or the driver's current order, if cheaper) stands. The solver warm-starts from the
+cheaper of the two, which also keeps its first, uninterruptible local search short. Which
+solver runs is chosen per call: the ``primary``, or a ``soft`` one on days the greedy
+route is late, if given. ``make_sequencer`` runs PyVRP after the greedy: its soft-window model (see
 :mod:`edge.sequencer.pyvrp_solver`) prices lateness itself, stops once its search has
 converged, and beat OR-Tools at 0.2 s on every benchmark day; OR-Tools runs only where
 PyVRP is not installed.
@@ -13,9 +14,11 @@ PyVRP is not installed.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from dataclasses import replace
 
 from edge.sequencer.base import Sequencer, build_result
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 GREEDY_SHARE = 0.1  # of the budget, for the greedy answer that always comes first
 SOLVER_SHARE = 0.9  # of what is left, handed to the solver as its own time limit
 GRACE_S = 0.05  # how long past the budget a solver's answer is still awaited
+ABANDONED_JOIN_S = 5.0  # at exit, how long to wait for each solver that missed its budget
 
 
 class PortfolioSequencer:
@@ -74,7 +78,8 @@ class PortfolioSequencer:
         left = deadline - time.perf_counter()
         if solver is not None and left > 0:
             sub = replace(params, time_limit_s=left * SOLVER_SHARE)
-            answer = self._bounded(solver, problem, sub, left + self.grace_s)
+            warm = problem if backup is current else problem.reordered(backup.order)
+            answer = self._bounded(solver, warm, sub, left + self.grace_s)
         seconds = time.perf_counter() - t0
         if answer is None:
             status = Status.CURRENT if backup is current else Status.FALLBACK
@@ -104,6 +109,7 @@ class PortfolioSequencer:
         worker.join(timeout)
         if worker.is_alive() or not box:
             log.warning("%s missed its %.3f s budget; the fallback stands", solver.name, timeout)
+            _abandoned.add(worker)
             return None
         out = box[0]
         if isinstance(out, BaseException):
@@ -113,6 +119,17 @@ class PortfolioSequencer:
             log.warning("%s returned an invalid order; the fallback route stands", solver.name)
             return None
         return out
+
+
+_abandoned: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+@atexit.register
+def _join_abandoned() -> None:
+    """A solver thread still inside native code when the interpreter exits aborts the
+    process; the late ones end within their own time limit, so wait for them."""
+    for worker in list(_abandoned):
+        worker.join(ABANDONED_JOIN_S)
 
 
 def make_sequencer() -> Sequencer:

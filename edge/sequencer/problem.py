@@ -14,6 +14,7 @@ Errors::
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -146,6 +147,16 @@ class SequencingProblem:
     def initial_load(self) -> int:
         """Load on board now: every remaining delivery plus ``extra_load``."""
         return self.extra_load + sum(s.delivery for s in self.stops)
+
+    def reordered(self, order: Sequence[str]) -> SequencingProblem:
+        """The same problem with ``order`` as the current order (a solver's warm start),
+        without checking the matrices again."""
+        order = tuple(order)
+        if not self.is_valid_order(order):
+            raise InvalidProblemError("order is not a permutation with the committed stop first")
+        new = copy.copy(self)
+        object.__setattr__(new, "current_order", order)
+        return new
 
     def is_valid_order(self, order: Sequence[str]) -> bool:
         """A permutation of the stops that keeps the committed stop first."""
