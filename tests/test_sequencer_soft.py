@@ -90,7 +90,7 @@ def test_soft_search_keeps_its_time_limit() -> None:
     params = SequencerParams(time_limit_s=0.1, seed=0)
     t = time.perf_counter()
     r = PyVrpSequencer(patience=10**9).solve(prob, params)
-    assert time.perf_counter() - t < 0.1 + 0.1
+    assert time.perf_counter() - t < 0.1 + 0.15  # as the other sequencers: a shared machine
     assert prob.is_valid_order(r.order)
 
 
