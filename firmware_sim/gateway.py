@@ -100,7 +100,11 @@ class SimulatedGateway:
         self.server: HttpServer | None = None
         if http is not None:
             app = create_tablet_app(self.agent)
+            tablet_routes = len(app.router.routes)
             app.include_router(sim_router(self.rig))
+            # ahead of the tablet app's catch-all static files
+            routes = app.router.routes
+            routes[:] = routes[tablet_routes:] + routes[:tablet_routes]
             self.server = HttpServer(app, *http)
 
     def start(self) -> None:
