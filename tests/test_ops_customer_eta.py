@@ -31,7 +31,7 @@ def test_the_window_narrows_as_the_van_approaches() -> None:
     assert r.width_for(2) == r.width_for(0) == 30
     w = r.window_for(ETA, 12, NOON)
     assert (w.start_ms, w.end_ms) == (ETA - 60 * MIN, ETA + 60 * MIN)
-    w = r.window_for(ETA + 7 * MIN, 1, NOON)  # 15:07 → 14:45–15:15 on the 15-minute grid
+    w = r.window_for(ETA + 7 * MIN, 1, NOON)  # 15:07 → 14:45-15:15 on the 15-minute grid
     assert (w.start_ms, w.end_ms) == (ETA - 15 * MIN, ETA + 15 * MIN)
 
 
@@ -109,8 +109,13 @@ def test_every_decision_carries_its_change_as_data() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"threshold_min": 0}, {"threshold_min": "15"}, {"timezone": "Mars/Olympus"},
-     {"quiet_start_hour": 24}, {"stages": ()}],
+    [
+        {"threshold_min": 0},
+        {"threshold_min": "15"},
+        {"timezone": "Mars/Olympus"},
+        {"quiet_start_hour": 24},
+        {"stages": ()},
+    ],
 )
 def test_tenant_settings_are_validated(bad) -> None:
     with pytest.raises(ValidationError):

@@ -9,8 +9,11 @@ puts a delivery per subscribed target on a bounded queue and returns; when the q
 full the delivery is dropped, counted and logged. Worker threads POST with a timeout; a
 timeout, a connection error or a 408/425/429/5xx is retried with exponential backoff and
 jitter, up to ``max_attempts``; then, or at once for any other 4xx, the delivery is marked
-failed with its reason. Events: ``delivery.confirmed`` (with proof, for billing),
-``exception.raised``, ``eta.changed``.
+failed with its reason. At most ``per_target`` deliveries to one target are in flight at
+once, so a slow receiver holds up only its own deliveries, never another target's.
+
+Events: ``delivery.confirmed`` (with proof, for billing), ``exception.raised``,
+``eta.changed``.
 """
 
 from __future__ import annotations
@@ -204,7 +207,8 @@ class WebhookDispatcher:
         targets: Iterable[WebhookTarget],
         *,
         queue_size: int = 1000,
-        workers: int = 2,
+        workers: int = 4,
+        per_target: int = 1,
         max_attempts: int = 6,
         timeout_s: float = 5.0,
         backoff_base_s: float = 1.0,
@@ -216,6 +220,7 @@ class WebhookDispatcher:
         self.targets = list(targets)
         self.queue_size = queue_size
         self.max_attempts = max_attempts
+        self.per_target = per_target
         self.timeout_s = timeout_s
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -225,6 +230,7 @@ class WebhookDispatcher:
         self._rng = random.Random(seed)
         self._heap: list[_Job] = []
         self._inflight = 0
+        self._busy: dict[str, int] = {}
         self._seq = itertools.count()
         self._outcomes: OrderedDict[tuple[str, str], WebhookOutcome] = OrderedDict()
         self._cond = threading.Condition()
@@ -302,6 +308,25 @@ class WebhookDispatcher:
             self._outcomes.popitem(last=False)
         return outcome
 
+    def _take(self) -> tuple[_Job | None, float | None]:
+        """The earliest due job of a target not already busy, or how long to wait."""
+        best: int | None = None
+        for i, job in enumerate(self._heap):
+            if self._busy.get(job.target.target_id, 0) >= self.per_target:
+                continue
+            if best is None or job < self._heap[best]:
+                best = i
+        if best is None:
+            return None, None
+        wait = self._heap[best].due - time.monotonic()
+        if wait > 0:
+            return None, wait
+        job = self._heap[best]
+        self._heap[best] = self._heap[-1]
+        self._heap.pop()
+        heapq.heapify(self._heap)
+        return job, None
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -309,20 +334,18 @@ class WebhookDispatcher:
                 while job is None:
                     if self._stopping:
                         return
-                    if not self._heap:
-                        self._cond.wait()
-                        continue
-                    wait = self._heap[0].due - time.monotonic()
-                    if wait > 0:
+                    job, wait = self._take()
+                    if job is None:
                         self._cond.wait(wait)
-                        continue
-                    job = heapq.heappop(self._heap)
-                    self._inflight += 1
+                self._inflight += 1
+                target_id = job.target.target_id
+                self._busy[target_id] = self._busy.get(target_id, 0) + 1
             try:
                 self._attempt(job)
             finally:
                 with self._cond:
                     self._inflight -= 1
+                    self._busy[target_id] -= 1
                     self._cond.notify_all()
 
     def _attempt(self, job: _Job) -> None:
