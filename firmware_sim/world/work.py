@@ -104,9 +104,20 @@ def _drive(
         estimate = travel.estimate_s(here, there, v.cruise_kmh)
         actual, tags = travel.actual_s(here, there, t, cruise_kmh=v.cruise_kmh)
         observed = actual
+        breakdown = next(
+            (
+                e
+                for e in world.scenario.events
+                if e.kind == "breakdown"
+                and e.params.get("vehicle") == v.vehicle_id
+                and e.at < t + actual
+                and e.until > t
+            ),
+            None,
+        )
         down = world.vehicle_down(v, t + actual / 2)
-        if down is not None and down.kind == "breakdown":
-            observed += max(0.0, down.until - t)
+        if breakdown is not None:
+            observed += max(0.0, breakdown.until - max(t, breakdown.at))
             tags = (*tags, "breakdown")
         elif down is not None and down.kind == "carrier_outage":
             rng = hashed_rng(world.seed, "stale", v.vehicle_id, nxt.order_id)
