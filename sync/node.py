@@ -9,9 +9,9 @@ one peer per device). Every message a node sends to a peer is a stream entry:
 3. The receiver applies entries strictly in order, each once: the handler's writes and the
    stream cursor commit together, then an ``ack`` up to the cursor goes back (rules 2, 3).
    A duplicate is re-acked and dropped; a gap is dropped and a ``resend_request`` sent.
-4. The sender deletes acked entries. With no ack progress for ``ack_timeout_s`` (doubling
-   up to ``ack_timeout_max_s``) or after a reconnect, it sends again from the first unacked
-   entry (go-back-N). A broker that lost everything therefore loses nothing.
+4. The sender deletes acked entries. With no ack progress at all for ``ack_timeout_s``
+   (doubling up to ``ack_timeout_max_s``) or after a reconnect, it sends again from the
+   first unacked entry (go-back-N). A broker that lost everything therefore loses nothing.
 
 Only the worker thread publishes stream entries and applies received ones; paho's thread
 only enqueues. Domain code in other threads (a web handler) writes through

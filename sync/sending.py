@@ -108,10 +108,15 @@ class Sending:
                 continue
             sent = self._sent.get(peer, acked)
             if sent > acked and now >= self._deadline.get(peer, 0.0):
+                # No ack has moved for a whole timeout: what is in flight may be gone.
                 self.stats["retransmits"] += 1
                 backoff = self._backoff.get(peer, s.ack_timeout_s)
                 self._backoff[peer] = min(backoff * 2, s.ack_timeout_max_s)
+                self._deadline[peer] = now + self._backoff[peer]
                 sent = acked
+            elif sent == acked:
+                # Nothing in flight: the clock starts with what is sent now.
+                self._deadline[peer] = now + self._backoff.get(peer, s.ack_timeout_s)
             hi = min(top, acked + s.window)
             if sent >= hi:
                 continue
@@ -127,4 +132,3 @@ class Sending:
                 sent = int(seq)
                 self.stats["published"] += 1
             self._sent[peer] = sent
-            self._deadline[peer] = now + self._backoff.get(peer, s.ack_timeout_s)

@@ -23,8 +23,11 @@ class SyncSettings:
     """Timing and sizing of sync; tests shrink them."""
 
     window: int = 1000
-    ack_timeout_s: float = 2.0
-    ack_timeout_max_s: float = 30.0
+    ack_timeout_s: float = 15.0
+    """Send again from the first unacked entry when no ack has moved for this long. Loss
+    without a disconnect is rare (reconnects already send again), so this is a last resort,
+    long enough that an overloaded peer is not buried under its own backlog twice."""
+    ack_timeout_max_s: float = 120.0
     batch_max: int = 2000
     batch_linger_s: float = 0.005
     """After the first message of a batch, wait this long for more: fewer, larger commits."""
