@@ -1,19 +1,23 @@
 """The PyVRP re-sequencer: the only module of the package that imports PyVRP.
 
 Our windows are soft; PyVRP's are hard, a violated window being "time warp" that its
-adaptive penalties push out of the search. Asking PyVRP for the shortest route that keeps
-every window is another problem than ours on a late-heavy day (its best stays the warm
-start when no route keeps every window), so the default, *soft* model runs PyVRP's own
-iterated local search with **fixed** penalties in our prices: a second of time warp costs
-``lateness_weight``, a unit over capacity ``overload_weight``. That penalised cost is the
-guide; the judge is our simulation: every candidate the search produces that could beat
-the best so far (its penalised cost is a lower bound of ours) is simulated exactly
-(lateness carries over along the route, the break and load depth are placed), and the
-exactly cheapest one is the answer. On a day where no route keeps every window, half the
-time goes to polishing that answer with an exact iterated local search
-(:func:`edge.sequencer.greedy.polish`), since time warp is a poor guide there.
+adaptive penalties push out of the search. PyVRP as it comes keeps as its best only routes
+that keep every window, so on a day where none does its answer is the warm start, however
+late. The default model lets PyVRP's iterated local search run as it is (its adaptive
+penalties guide it well to window-keeping routes, and close to them where there are none)
+but judges its candidates by our simulation: every candidate that could beat the best so
+far is simulated exactly (lateness carries over along the route, the break and load depth
+are placed), and the exactly cheapest one is the answer. Whether a candidate could is
+decided by pricing its time warp and excess load as we price lateness and overload, a
+lower bound of our cost. When no candidate has kept every window by half the time, the
+rest goes to polishing the answer with an exact iterated local search
+(:func:`edge.sequencer.greedy.polish`), since time warp is a poor guide to lateness.
 
-The search starts from the current order polished by one exhaustive local search, stops
+(Pricing time warp at the lateness weight inside the search, with fixed penalties, was
+tried and dropped: time warp does not carry over, so that search settles on routes whose
+real lateness is far higher, 10x the cost of stock PyVRP on the synthetic van days.)
+
+The search starts from the warm start polished by one exhaustive local search, and stops
 at the time limit or once the exact best has not improved for ``patience`` iterations
 (PyVRP's ``NoImprovement`` fed with our cost, capped by ``MaxRuntime``). A committed next
 stop is honoured by solving from that stop onwards.
@@ -55,16 +59,17 @@ log = logging.getLogger(__name__)
 
 MIN_SEARCH_S = 0.002  # never hand the search less than this
 RESERVE_S = 0.004  # kept back from the time limit for building the answer
+PENALTIES = pyvrp.PenaltyParams()  # PyVRP's adaptive penalties guide the search
 PATIENCE = 100  # iterations without an exact improvement after which the search stops
-NEIGHBOURS = 20  # granular neighbourhood size (PyVRP's default, 50, is slower per step)
+NEIGHBOURS = 50  # granular neighbourhood (PyVRP's default; 20 cannot repair windows at 200 stops)
 PERTURBATIONS = (1, 25)  # clients perturbed per iteration, min and max (PyVRP's default)
 HISTORY = 300  # late-acceptance history length (PyVRP's default)
 EXHAUSTIVE_ON_BEST = False
-LATE_DAY_SEARCH_SHARE = 0.5  # on a day no route keeps every window, the rest polishes
+LATE_DAY_SEARCH_SHARE = 0.5  # if no route kept every window by then, the rest polishes
 
 
 class PyVrpSequencer:
-    """PyVRP's iterated local search on soft windows, judged by our simulation."""
+    """PyVRP's iterated local search, judged by our simulation of soft windows."""
 
     name = "pyvrp"
 
@@ -172,24 +177,10 @@ class _Model:
         return self.head + [self.stops[v].id for v in self.visits(sol)]
 
 
-class _FixedPenalties:
-    """PyVRP's penalty manager interface with our prices, never adapted."""
-
-    def __init__(self, params: SequencerParams, load_dims: int) -> None:
-        self._ce = pyvrp.CostEvaluator(
-            [params.overload_weight] * load_dims, params.lateness_weight, 0.0
-        )
-
-    def cost_evaluator(self) -> pyvrp.CostEvaluator:
-        return self._ce
-
-    def register(self, sol: pyvrp.Solution) -> None:
-        pass
-
-
 class _Judge(pyvrp.IteratedLocalSearchCallbacks):
     """Simulates promising candidates exactly and keeps the cheapest; a stopping criterion
-    on our cost (``NoImprovement``) and the time cap."""
+    on our cost (``NoImprovement``) and the time cap. ``ce`` prices time warp and excess
+    load as we price lateness and overload: the lower bound of our cost."""
 
     def __init__(
         self,
@@ -206,17 +197,23 @@ class _Judge(pyvrp.IteratedLocalSearchCallbacks):
         self.best_cost = float("inf")
         self.last_key: tuple[int, int] | None = None
         self.iterations = 0
+        self.kept_windows = False  # a candidate without time warp or excess load was seen
         self._stop: MultipleCriteria | None = None
+        self._handover = 0.0
 
-    def arm(self, cap_s: float, patience: int) -> None:
-        """Start the clock: stop after ``cap_s`` or ``patience`` iterations without gain."""
+    def arm(self, cap_s: float, patience: int, late_share: float) -> None:
+        """Start the clock: stop after ``cap_s`` or ``patience`` iterations without gain,
+        or after ``late_share`` of ``cap_s`` if no candidate has kept every window yet."""
         self._stop = MultipleCriteria([MaxRuntime(cap_s), NoImprovement(patience)])
+        self._handover = time.perf_counter() + late_share * cap_s
 
     def consider(self, sol: pyvrp.Solution) -> None:
         # The penalised cost never exceeds our cost of the same route: lateness carries
         # over where time warp does not, overload is summed per stop where excess load is
         # the route's peak, and the break only adds. So a candidate whose penalised cost
         # is not below the best exact cost cannot beat it, and is not simulated.
+        if not self.kept_windows and sol.is_feasible():
+            self.kept_windows = True
         pen = self.ce.penalised_cost(sol)
         if pen >= self.best_cost + 1:
             return
@@ -236,6 +233,8 @@ class _Judge(pyvrp.IteratedLocalSearchCallbacks):
     def __call__(self, best_cost: int) -> bool:  # StoppingCriterion, on our exact cost
         if self._stop is None:
             return True
+        if not self.kept_windows and time.perf_counter() > self._handover:
+            return True  # a late day: the rest of the time goes to the exact polish
         return self._stop(round(self.best_cost * 1000) if self.best is not None else 2**62)
 
 
@@ -254,20 +253,19 @@ def _soft_search(
     for op in OPERATORS:
         if op.supports(data):
             ls.add_operator(op(data))
-    pm = _FixedPenalties(params, data.num_load_dimensions)
-    ce = pm.cost_evaluator()
+    pm = pyvrp.PenaltyManager(PENALTIES.midpoint_penalties(data), PENALTIES)
+    ours = pyvrp.CostEvaluator(
+        [params.overload_weight] * data.num_load_dimensions, params.lateness_weight, 0.0
+    )
     deadline = t0 + params.time_limit_s - RESERVE_S
-    judge = _Judge(model, problem, params, ce)
+    judge = _Judge(model, problem, params, ours)
     judge.consider(model.warm)
     if deadline - time.perf_counter() > MIN_SEARCH_S:
-        init = ls(model.warm, ce, exhaustive=True)
+        init = ls(model.warm, pm.cost_evaluator(), exhaustive=True)
         judge.consider(init)
-        late_day = init.time_warp() > 0  # lateness propagates; time warp does not
         left = deadline - time.perf_counter()
-        if late_day:
-            left *= LATE_DAY_SEARCH_SHARE
         if left > MIN_SEARCH_S:
-            judge.arm(left, patience)
+            judge.arm(left, patience, LATE_DAY_SEARCH_SHARE)
             ils = pyvrp.IteratedLocalSearch(
                 data,
                 pm,
@@ -278,7 +276,7 @@ def _soft_search(
                 ),
             )
             ils.run(judge, collect_stats=False)
-        if late_day and judge.best is not None:
+        if not judge.kept_windows and judge.best is not None:  # a late day
             judge.best, judge.best_cost = polish(judge.ev, judge.best, deadline, params.seed)
     log.debug(
         "pyvrp: %d iterations, cost %.0f, %.3f s",
