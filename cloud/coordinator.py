@@ -123,7 +123,12 @@ class Coordinator:
         self.db.log_event(conn, peer, envelope.seq, envelope, tx.payload)
 
     def on_state(self, tx: Tx, peer: str, envelope: DeviceStateEnvelope) -> None:
+        first = not self.db.known_device(peer, tx.conn)
         self.db.set_state(tx.conn, peer, envelope.body)
+        if first and envelope.body.role == "depot" and envelope.body.status == "online":
+            # A sorter seen for the first time gets today's plans; later ones come as sent.
+            for plan in self.db.current_plans(tx.conn):
+                tx.emit(peer, plan)
 
     # -- actions -----------------------------------------------------------------------------
 

@@ -340,7 +340,7 @@ class Dispatcher:
             )  # fmt: skip
             if latest is not None and stop_set(latest) == stop_set(plan):
                 continue
-            emit_plan(self.db, tx, plan, now)
+            emit_plan(self.db, tx, plan, now, depot_id)
             self.db.mark_since_version(conn, vid, rid, version)
             sent[vid] = version
         return sent

@@ -89,7 +89,18 @@ def without_stop(plan: RoutePlan, stop_id: str) -> RoutePlan:
     )
 
 
-def emit_plan(db: CloudStore, tx: Tx, plan: RoutePlan, now_ms: int) -> int:
-    """Store a plan version and put it in the van's outbox, in the caller's transaction."""
+def emit_plan(
+    db: CloudStore, tx: Tx, plan: RoutePlan, now_ms: int, depot_id: str | None = None
+) -> int:
+    """Store a plan version and put it in the van's outbox, in the caller's transaction.
+
+    A copy goes to the depot sorter that loads the van (the device named ``depot_id``, when
+    it runs an agent), or to every known sorter when the van's depot is not one of them:
+    each sorter keeps the plans whose depot is its own and indexes the rest, so it can tell
+    a parcel scanned at the wrong depot where it belongs.
+    """
     db.save_plan(tx.conn, plan, now_ms)
+    sorters = db.depot_devices(tx.conn)
+    for sorter in [depot_id] if depot_id in sorters else sorters:
+        tx.emit(sorter, plan)
     return tx.emit(plan.vehicle_id, plan).seq

@@ -71,7 +71,11 @@ def _cmd_cloud(args: argparse.Namespace) -> int:
     from cloud import CloudSettings, Coordinator, create_api
     from sync import parse_broker_url
 
-    settings = CloudSettings(db_path=Path(args.db), broker=parse_broker_url(args.broker))
+    settings = CloudSettings(
+        db_path=Path(args.db),
+        broker=parse_broker_url(args.broker),
+        rebalance_interval_s=args.rebalance_every or None,
+    )
     coordinator = Coordinator(settings)
     log.info("cloud coordinator: store %s, broker %s", args.db, settings.broker.url)  # type: ignore[union-attr]
     app = create_api(coordinator) if args.http else None
@@ -155,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", required=True, help="MQTT broker, e.g. mqtt://127.0.0.1:1883")
     p.add_argument("--db", required=True, help="SQLite store of the coordinator")
     p.add_argument("--http", type=_hostport, help="serve the API on HOST:PORT")
+    p.add_argument(
+        "--rebalance-every",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="work through queued rebalancing triggers every S seconds (0: only on request)",
+    )
     p.set_defaults(func=_cmd_cloud)
 
     p = sub.add_parser("vehicle", help="run a vehicle gateway's agent")

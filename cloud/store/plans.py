@@ -42,6 +42,16 @@ class PlanStore(StoreBase):
         )
         return RoutePlan.model_validate_json(row["plan"]) if row else None
 
+    def current_plans(self, conn: sqlite3.Connection | None = None) -> list[RoutePlan]:
+        """The latest version of every route of the most recent day (for a new depot sorter)."""
+        rows = self.rows(
+            conn,
+            "SELECT plan FROM routes r WHERE day = (SELECT max(day) FROM routes) "
+            "AND version = (SELECT max(version) FROM routes q WHERE q.route_id = r.route_id) "
+            "ORDER BY route_id",
+        )
+        return [RoutePlan.model_validate_json(r["plan"]) for r in rows]
+
     def set_assignment(
         self,
         conn: sqlite3.Connection,
