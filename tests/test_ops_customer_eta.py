@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cloud.ops import CustomerEtaRule, CustomerWindow, EtaSettings
@@ -120,3 +122,31 @@ def test_every_decision_carries_its_change_as_data() -> None:
 def test_tenant_settings_are_validated(bad) -> None:
     with pytest.raises(ValidationError):
         EtaSettings(**bad)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(-40, 40), st.integers(1, 20), st.integers(0, 15)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_any_eta_stream_respects_the_rate_and_never_repeats_a_shift(steps) -> None:
+    """Whatever the operational ETA does, messages keep the minimum interval, and each one
+    follows a window change: a new width or a shift of at least the threshold."""
+    r = rule(threshold_min=15, hysteresis_min=5, min_interval_min=20, quiet_start_hour=None)
+    told = first(r)
+    now, eta = NOON, ETA
+    for delta, minutes_later, stops in steps:
+        now += minutes_later * MIN
+        eta += delta * MIN
+        decision = r.decide(told, eta, now, stops)
+        assert decision.change.new_eta_ms == eta
+        if not decision.notify:
+            assert decision.window == told
+            continue
+        assert now - told.notified_ms >= 20 * MIN
+        moved = abs(eta - told.eta_ms) >= 15 * MIN
+        assert moved or decision.window.width_min < told.width_min
+        told = decision.window

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from fastapi import HTTPException, Request
 
@@ -33,6 +33,7 @@ from cloud.ops.errors import AccessError, AuthenticationError, ForbiddenError
 __all__ = [
     "Principal",
     "Role",
+    "SessionVerifier",
     "StoredToken",
     "TokenStore",
     "ensure_carrier_access",
@@ -179,10 +180,16 @@ def visible_to(
     return [item for item in items if carrier_of(item) == principal.carrier_id]
 
 
+class SessionVerifier(Protocol):
+    """Turns a session cookie into a principal (:class:`cloud.ops.sessions.SessionSigner`)."""
+
+    def verify(self, value: str) -> Principal: ...
+
+
 def require(
     *roles: Role | str,
     tokens: TokenStore,
-    sessions: Any | None = None,
+    sessions: SessionVerifier | None = None,
     cookie_name: str = "wayline_session",
 ) -> Callable[[Request], Principal]:
     """A FastAPI dependency: the caller's :class:`Principal` if it has one of ``roles``.
@@ -210,7 +217,7 @@ def require(
 
 
 def _authenticate(
-    request: Request, tokens: TokenStore, sessions: Any | None, cookie_name: str
+    request: Request, tokens: TokenStore, sessions: SessionVerifier | None, cookie_name: str
 ) -> Principal:
     header = request.headers.get("authorization")
     if header:
@@ -220,6 +227,5 @@ def _authenticate(
         return tokens.authenticate(token)
     cookie = request.cookies.get(cookie_name)
     if sessions is not None and cookie:
-        principal: Principal = sessions.verify(cookie)
-        return principal
+        return sessions.verify(cookie)
     raise AuthenticationError("no credentials: send 'Authorization: Bearer <token>' or log in")

@@ -21,14 +21,14 @@ from __future__ import annotations
 import hashlib
 import heapq
 import hmac
+import http.client
 import itertools
 import json
 import logging
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -124,7 +124,9 @@ class WebhookEvent:
         return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
-    def delivery_confirmed(cls, order_id: str, at_ms: int, proof: Mapping[str, Any], **more: Any):
+    def delivery_confirmed(
+        cls, order_id: str, at_ms: int, proof: Mapping[str, Any], **more: Any
+    ) -> WebhookEvent:
         """A delivery that happened, with its proof (signature, photo ref, position)."""
         return cls(
             "delivery.confirmed",
@@ -151,6 +153,12 @@ class WebhookTarget:
     secret: str
     events: frozenset[str] = frozenset()
 
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"webhook target {self.target_id}: URL must be http(s), not {self.url!r}"
+            )
+
     def wants(self, event: WebhookEvent) -> bool:
         return not self.events or event.type in self.events
 
@@ -168,26 +176,36 @@ class WebhookOutcome:
 
 
 def post_json(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> int:
-    """POST ``body`` as JSON; the status on 2xx, else :class:`DeliveryError`."""
-    request = urllib.request.Request(url, data=body, method="POST")
-    request.add_header("Content-Type", "application/json")
-    for name, value in headers.items():
-        request.add_header(name, value)
+    """POST ``body`` as JSON; the status on 2xx, else :class:`DeliveryError`.
+
+    ``http.client`` directly (not urllib) so that the connection is closed on every path,
+    a timeout while waiting for the answer included.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DeliveryError(f"not an http(s) URL: {url!r}", retryable=False)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    connection = kind(parts.hostname, parts.port, timeout=timeout_s)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            response.read(65536)
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        retry = exc.code in _RETRY_STATUSES or exc.code >= 500
-        raise DeliveryError(f"HTTP {exc.code} from the target", retryable=retry) from None
+        connection.request(
+            "POST", path, body=body, headers={"Content-Type": "application/json", **headers}
+        )
+        response = connection.getresponse()
+        response.read(65536)
+        status = response.status
     except TimeoutError:
         raise DeliveryError(f"timed out after {timeout_s:g} s", retryable=True) from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise DeliveryError(f"timed out after {timeout_s:g} s", retryable=True) from None
-        raise DeliveryError(f"cannot reach the target: {exc.reason}", retryable=True) from None
-    except OSError as exc:
-        raise DeliveryError(f"connection failed: {exc}", retryable=True) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise DeliveryError(f"cannot reach the target: {exc}", retryable=True) from None
+    finally:
+        connection.close()
+    if 200 <= status < 300:
+        return status
+    retry = status in _RETRY_STATUSES or status >= 500
+    raise DeliveryError(f"HTTP {status} from the target", retryable=retry)
 
 
 @dataclass(order=True)
@@ -299,8 +317,8 @@ class WebhookDispatcher:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based), with jitter."""
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
-        return delay * (1 + self.jitter * self._rng.random())
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (attempt - 1))
+        return float(delay * (1 + self.jitter * self._rng.random()))
 
     def _remember(self, outcome: WebhookOutcome) -> WebhookOutcome:
         self._outcomes[(outcome.event_id, outcome.target_id)] = outcome
@@ -356,13 +374,22 @@ class WebhookDispatcher:
             EVENT_HEADER: event.type,
             ID_HEADER: event.event_id,
         }
-        outcome.attempts += 1
-        outcome.attempt_times.append(time.monotonic())
+        with self._cond:
+            outcome.attempts += 1
+            outcome.attempt_times.append(time.monotonic())
+        failure: DeliveryError | None = None
         try:
             post_json(target.url, body, headers, self.timeout_s)
-        except DeliveryError as failure:
-            outcome.reason = failure.reason
-            if failure.retryable and outcome.attempts < self.max_attempts:
+        except DeliveryError as exc:
+            failure = exc
+        except Exception as exc:  # a bug or a malformed URL must not stop the worker
+            log.exception("webhook %s to %s: unexpected error", event.event_id, target.target_id)
+            failure = DeliveryError(f"unexpected error: {exc!r}"[:300], retryable=False)
+        with self._cond:
+            if failure is None:
+                outcome.status, outcome.reason = "delivered", None
+            elif failure.retryable and outcome.attempts < self.max_attempts:
+                outcome.reason = failure.reason
                 delay = self.backoff(outcome.attempts)
                 log.warning(
                     "webhook %s %s to %s: %s; retry %d in %.2f s",
@@ -373,23 +400,22 @@ class WebhookDispatcher:
                     outcome.attempts + 1,
                     delay,
                 )
-                with self._cond:
-                    heapq.heappush(
-                        self._heap,
-                        _Job(time.monotonic() + delay, next(self._seq), event, target, outcome),
-                    )
-                    self._cond.notify_all()
+                job = _Job(time.monotonic() + delay, next(self._seq), event, target, outcome)
+                heapq.heappush(self._heap, job)
+                self._cond.notify_all()
                 return
-            outcome.status = "failed"
-            log.error(
-                "webhook %s %s to %s failed after %d attempts: %s",
-                event.type,
-                event.event_id,
-                target.target_id,
-                outcome.attempts,
-                failure.reason,
-            )
-        else:
-            outcome.status, outcome.reason = "delivered", None
+            else:
+                outcome.status, outcome.reason = "failed", failure.reason
+                log.error(
+                    "webhook %s %s to %s failed after %d attempts: %s",
+                    event.type,
+                    event.event_id,
+                    target.target_id,
+                    outcome.attempts,
+                    failure.reason,
+                )
         if self._on_outcome is not None:
-            self._on_outcome(outcome)
+            try:
+                self._on_outcome(outcome)
+            except Exception:
+                log.exception("webhook outcome callback failed for %s", event.event_id)
