@@ -21,7 +21,7 @@ from cloud.ops import (
     load_policy,
     parse_policy,
 )
-from protocol import ExceptionReport
+from protocol import ExceptionReport, StopEvent
 
 T0 = 1_780_000_000_000  # a morning, epoch ms
 MIN = 60_000
@@ -44,9 +44,18 @@ def incident(cls: ExceptionClass | str, n: int = 0, **fields) -> Incident:
         ("failed_delivery", {"reason": "absent"}, {}, Action.AUTO),
         ("failed_delivery", {"reason": "damaged"}, {}, Action.ESCALATE),
         ("failed_delivery", {"reason": "address_problem"}, {}, Action.AUTO_WITH_APPROVAL),
-        ("failed_delivery", {"reason": "absent"}, {"cost_impact": 151.0}, Action.AUTO_WITH_APPROVAL),
-        ("failed_delivery", {"reason": "absent"}, {"customer_tier": "premium"},
-         Action.AUTO_WITH_APPROVAL),
+        (
+            "failed_delivery",
+            {"reason": "absent"},
+            {"cost_impact": 151.0},
+            Action.AUTO_WITH_APPROVAL,
+        ),
+        (
+            "failed_delivery",
+            {"reason": "absent"},
+            {"customer_tier": "premium"},
+            Action.AUTO_WITH_APPROVAL,
+        ),
         ("predicted_lateness", {"measures": {"minutes_late": 12}}, {}, Action.AUTO),
         ("predicted_lateness", {"measures": {"minutes_late": 45}}, {}, Action.AUTO_WITH_APPROVAL),
         ("predicted_lateness", {"measures": {"minutes_late": 120}}, {}, Action.ESCALATE),
@@ -92,8 +101,13 @@ def test_decision_carries_context_options_and_recommendation() -> None:
 def test_device_reports_map_to_classes() -> None:
     def report(category: str) -> ExceptionReport:
         return ExceptionReport(
-            exception_id=f"x-{category}", category=category, severity="warning", at=T0,
-            detail="d", vehicle_id="van-1", data={"depot_id": "depot-n", "parcels": 3},
+            exception_id=f"x-{category}",
+            category=category,
+            severity="warning",
+            at=T0,
+            detail="d",
+            vehicle_id="van-1",
+            data={"depot_id": "depot-n", "parcels": 3},
         )
 
     assert Incident.from_report(report("plan_conflict")).cls is ExceptionClass.PLAN_CONFLICT
@@ -101,6 +115,8 @@ def test_device_reports_map_to_classes() -> None:
     odd = Incident.from_report(report("drone_collision"))
     assert odd.cls is ExceptionClass.UNCLASSIFIED
     assert classify(default_policy(), odd).action is Action.ESCALATE
+    assert classify(default_policy(), report("entry_lost")).action is Action.ESCALATE
+    assert Triage(default_policy()).ingest(report("ready_to_depart")).decision.action is Action.AUTO
     overflow = Incident.from_report(report("container_overflow"))
     assert overflow.measures == {"parcels": 3.0} and overflow.depot_id == "depot-n"
     assert classify(default_policy(), overflow).action is Action.AUTO
@@ -139,12 +155,21 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "needle", "message"),
     [
-        (("[classes.failed_delivery]\n", "[classes.drone_strike]\naction = \"auto\"\n"
-          "[classes.failed_delivery]\n"), "[classes.drone_strike]", "unknown exception class"),
+        (
+            (
+                "[classes.failed_delivery]\n",
+                '[classes.drone_strike]\naction = "auto"\n[classes.failed_delivery]\n',
+            ),
+            "[classes.drone_strike]",
+            "unknown exception class",
+        ),
         (("auto_below = 20", 'auto_below = "20"'), "auto_below", "valid number"),
         (("escalate_at = 90", "escalate_at = true"), "escalate_at", "valid number"),
-        (("approval_cost_above = 100", "approval_cost_above = [100]"), "approval_cost_above",
-         "valid number"),
+        (
+            ("approval_cost_above = 100", "approval_cost_above = [100]"),
+            "approval_cost_above",
+            "valid number",
+        ),
         (('absent = "auto"', 'absent = "maybe"'), 'absent = "maybe"', "auto"),
         (('absent = "auto"', 'absent = "auto"\nstolen = "auto"'), "stolen", "unknown failure"),
         (("measure = ", "mesure = "), "mesure", "unknown setting"),
@@ -188,7 +213,9 @@ def test_repeats_of_one_cause_are_one_item_with_a_count() -> None:
     triage.ingest(incident("carrier_outage", 10, carrier_id="swiftgo", at_ms=T0 + 20 * 60 * MIN))
     queue = triage.queue()
     assert sorted((g.key[-1], g.count) for g in queue) == [
-        ("parcelbee", 1), ("swiftgo", 1), ("swiftgo", 5)
+        ("parcelbee", 1),
+        ("swiftgo", 1),
+        ("swiftgo", 5),
     ]
     first = next(g for g in queue if g.count == 5)
     triage.close(first.group_id)
@@ -209,22 +236,36 @@ def day_stream(seed: int = 7) -> list[tuple[Incident, Context, str | None]]:
 
     def device(category, genuine=None, **data):
         report = ExceptionReport(
-            exception_id=f"dev-{len(items)}", category=category, severity="warning", at=at(),
-            detail=category, vehicle_id=f"van-{rng.randrange(20):02d}", data=data,
+            exception_id=f"dev-{len(items)}",
+            category=category,
+            severity="warning",
+            at=at(),
+            detail=category,
+            vehicle_id=f"van-{rng.randrange(20):02d}",
+            data=data,
         )
         items.append((Incident.from_report(report), Context(), genuine))
 
     vans = [f"van-{i:02d}" for i in range(20)]
     for _ in range(290):
-        add("failed_delivery", reason=rng.choice(["absent", "no_access", "refused"]),
-            vehicle_id=rng.choice(vans), context=Context(order_value=30, cost_impact=4))
+        add(
+            "failed_delivery",
+            reason=rng.choice(["absent", "no_access", "refused"]),
+            vehicle_id=rng.choice(vans),
+            context=Context(order_value=30, cost_impact=4),
+        )
     for _ in range(80):
-        add("predicted_lateness", vehicle_id=rng.choice(vans),
-            measures={"minutes_late": rng.uniform(1, 29)})
+        add(
+            "predicted_lateness",
+            vehicle_id=rng.choice(vans),
+            measures={"minutes_late": rng.uniform(1, 29)},
+        )
     for _ in range(40):
         add("long_dwell", vehicle_id=rng.choice(vans), measures={"minutes": rng.uniform(2, 19)})
     for _ in range(10):
-        add("vehicle_offline", vehicle_id=rng.choice(vans), measures={"minutes": rng.uniform(1, 25)})
+        add(
+            "vehicle_offline", vehicle_id=rng.choice(vans), measures={"minutes": rng.uniform(1, 25)}
+        )
     for _ in range(3):
         add("temperature_excursion", vehicle_id="van-05", measures={"degrees_over": 0.2})
     for _ in range(35):
@@ -237,21 +278,49 @@ def day_stream(seed: int = 7) -> list[tuple[Incident, Context, str | None]]:
         device("duplicate_parcel")
     # the genuine ones
     for n in range(8):  # one van silent for two hours, reported every 15 minutes
-        add("vehicle_offline", "van-90 offline", vehicle_id="van-90",
-            measures={"minutes": 35 + 15 * n}, at_ms=T0 + 3 * 60 * MIN + 15 * MIN * n)
+        add(
+            "vehicle_offline",
+            "van-90 offline",
+            vehicle_id="van-90",
+            measures={"minutes": 35 + 15 * n},
+            at_ms=T0 + 3 * 60 * MIN + 15 * MIN * n,
+        )
     for n in range(6):  # a carrier outage, reported by six of its couriers
-        add("carrier_outage", "swiftgo outage", carrier_id="swiftgo",
-            vehicle_id=f"gig-{n}", at_ms=T0 + 5 * 60 * MIN + 7 * MIN * n)
+        add(
+            "carrier_outage",
+            "swiftgo outage",
+            carrier_id="swiftgo",
+            vehicle_id=f"gig-{n}",
+            at_ms=T0 + 5 * 60 * MIN + 7 * MIN * n,
+        )
     add("vehicle_breakdown", "van-91 breakdown", vehicle_id="van-91")
-    add("temperature_excursion", "van-92 cold chain", vehicle_id="van-92",
-        measures={"degrees_over": 3.1})
+    add(
+        "temperature_excursion",
+        "van-92 cold chain",
+        vehicle_id="van-92",
+        measures={"degrees_over": 3.1},
+    )
     add("failed_delivery", "van-93 damaged", reason="damaged", vehicle_id="van-93")
-    add("predicted_lateness", "van-94 very late", vehicle_id="van-94",
-        measures={"minutes_late": 150})
-    add("predicted_lateness", "van-95 premium", vehicle_id="van-95",
-        measures={"minutes_late": 10}, context=Context(customer_tier="premium"))
-    add("failed_delivery", "van-96 costly", reason="absent", vehicle_id="van-96",
-        context=Context(order_value=2400, cost_impact=380))
+    add(
+        "predicted_lateness",
+        "van-94 very late",
+        vehicle_id="van-94",
+        measures={"minutes_late": 150},
+    )
+    add(
+        "predicted_lateness",
+        "van-95 premium",
+        vehicle_id="van-95",
+        measures={"minutes_late": 10},
+        context=Context(customer_tier="premium"),
+    )
+    add(
+        "failed_delivery",
+        "van-96 costly",
+        reason="absent",
+        vehicle_id="van-96",
+        context=Context(order_value=2400, cost_impact=380),
+    )
     device("entry_lost", "entry lost", seq=41)
     device("drone_collision", "unknown category")
     return items
@@ -278,8 +347,10 @@ def test_a_days_stream_reaches_people_only_for_the_genuine_ones() -> None:
     assert by_cause["swiftgo outage"].count == 6
     # escalations first, then those resolved pending approval
     assert [g.action for g in queue[:8]] == [Action.ESCALATE] * 8
-    assert {genuine_ids[g.incident_ids[0]] for g in queue[8:]} == {"van-95 premium",
-                                                                   "van-96 costly"}
+    assert {genuine_ids[g.incident_ids[0]] for g in queue[8:]} == {
+        "van-95 premium",
+        "van-96 costly",
+    }
 
     stats = triage.stats
     assert stats.total == len(stream)
@@ -287,3 +358,27 @@ def test_a_days_stream_reaches_people_only_for_the_genuine_ones() -> None:
     assert stats.share_without_person == pytest.approx((len(stream) - 22) / len(stream))
     assert stats.share_without_person > 0.95
     assert stats.as_dict()["share_without_person"] == round(stats.share_without_person, 4)
+
+
+def test_a_failed_stop_is_a_failed_delivery_by_its_reason() -> None:
+    def failed(reason: str) -> Incident:
+        event = StopEvent(
+            event_id=f"e-{reason}",
+            route_id="r-1",
+            plan_version=2,
+            stop_id="s-4",
+            type="failed",
+            at=T0,
+            reason=reason,
+        )
+        return Incident.from_failed_stop(event, vehicle_id="van-1", order_id="o-4")
+
+    absent = failed("absent")
+    assert absent.cls is ExceptionClass.FAILED_DELIVERY and absent.order_id == "o-4"
+    assert classify(default_policy(), absent).action is Action.AUTO
+    assert classify(default_policy(), failed("damaged")).action is Action.ESCALATE
+    delivered = StopEvent(
+        event_id="e-ok", route_id="r-1", plan_version=2, stop_id="s-5", type="delivered", at=T0
+    )
+    with pytest.raises(ValueError, match="not a failure"):
+        Incident.from_failed_stop(delivered)

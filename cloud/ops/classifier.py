@@ -14,6 +14,7 @@ from typing import Any
 
 from cloud.ops.exceptions import ExceptionClass, Incident
 from cloud.ops.policy import Action, PolicyTable
+from protocol import ExceptionReport
 
 __all__ = ["DEFAULT_OPTIONS", "Context", "Decision", "Option", "classify"]
 
@@ -138,8 +139,12 @@ class Decision:
         }
 
 
-def classify(policy: PolicyTable, incident: Incident, context: Context | None = None) -> Decision:
-    """Decide what happens to ``incident`` under ``policy`` given its ``context``."""
+def classify(
+    policy: PolicyTable, incident: Incident | ExceptionReport, context: Context | None = None
+) -> Decision:
+    """Decide what happens to ``incident`` (or a device's report) under ``policy``."""
+    if isinstance(incident, ExceptionReport):
+        incident = Incident.from_report(incident)
     context = context or Context()
     verdict = policy.verdict(
         incident, cost_impact=context.cost_impact, customer_tier=context.customer_tier

@@ -1,10 +1,12 @@
 """The classes of operational exceptions and the one shape every incoming one takes.
 
-An :class:`Incident` is what the policy judges: either an ``ExceptionReport`` a device sent
-(:meth:`Incident.from_report`) or one the coordinator predicts (:meth:`Incident.forecast`,
-e.g. a van that will be an hour late). Device categories map onto classes by name; a few
-names devices use today are aliases, and a category nobody knows becomes ``unclassified``,
-which the default policy escalates, so nothing new is ever silently resolved.
+An :class:`Incident` is what the policy judges: an ``ExceptionReport`` a device sent
+(:meth:`Incident.from_report`), a failed stop (:meth:`Incident.from_failed_stop`), or one
+the coordinator predicts (:meth:`Incident.forecast`, e.g. a van an hour late).
+
+Device categories map onto classes by name; a few names devices use today are aliases, and
+a category nobody knows becomes ``unclassified``, which the default policy escalates, so
+nothing new is ever silently resolved.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from protocol import ExceptionReport
+from protocol import ExceptionReport, StopEvent
 
 __all__ = ["CATEGORY_ALIASES", "ExceptionClass", "Incident", "classify_category"]
 
@@ -123,6 +125,32 @@ class Incident:
             depot_id=_str_or_none(depot),
             measures=measures,
             data=data,
+        )
+
+    @classmethod
+    def from_failed_stop(
+        cls,
+        event: StopEvent,
+        *,
+        vehicle_id: str | None = None,
+        order_id: str | None = None,
+        carrier_id: str | None = None,
+    ) -> Incident:
+        """A failed delivery from a vehicle's ``failed`` stop event, by its reason."""
+        if event.type != "failed" or event.reason is None:
+            raise ValueError(f"stop event {event.event_id} is {event.type}, not a failure")
+        return cls(
+            incident_id=f"stop-{event.event_id}",
+            cls=ExceptionClass.FAILED_DELIVERY,
+            at_ms=event.at,
+            category=ExceptionClass.FAILED_DELIVERY.value,
+            detail=event.note or f"delivery failed: {event.reason}",
+            reason=event.reason,
+            order_id=order_id,
+            stop_id=event.stop_id,
+            vehicle_id=vehicle_id,
+            carrier_id=carrier_id,
+            data={"route_id": event.route_id, "plan_version": event.plan_version},
         )
 
     @classmethod

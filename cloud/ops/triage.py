@@ -17,6 +17,7 @@ from typing import Any
 from cloud.ops.classifier import Context, Decision, classify
 from cloud.ops.exceptions import Incident
 from cloud.ops.policy import Action, PolicyTable
+from protocol import ExceptionReport
 
 __all__ = ["AutomationStats", "ExceptionGroup", "Triage", "TriageResult"]
 
@@ -105,8 +106,12 @@ class Triage:
         self._latest: dict[tuple[str, ...], ExceptionGroup] = {}
         self._lock = threading.Lock()
 
-    def ingest(self, incident: Incident, context: Context | None = None) -> TriageResult:
-        """Classify ``incident``, count it and put it in its group."""
+    def ingest(
+        self, incident: Incident | ExceptionReport, context: Context | None = None
+    ) -> TriageResult:
+        """Classify ``incident`` (or a device's report), count it and put it in its group."""
+        if isinstance(incident, ExceptionReport):
+            incident = Incident.from_report(incident)
         decision = classify(self.policy, incident, context)
         key = (incident.cls.value, incident.reason or "", *incident.scope)
         window = self.policy.group_window_ms(incident.cls)
