@@ -343,7 +343,7 @@ def main() -> int:
                     f"{ceiling:,.0f} msgs/s",
                 ),
                 (
-                    f"live: {a.devices} device outboxes x {a.events} on this machine (durable + ack)",
+                    f"live: {a.devices} device outboxes x {a.events} here (durable + ack)",
                     f"{rate:,.0f} events/s",
                 ),
                 ("end-to-end latency, cloud idle (p50 / p99)", f"{idle[0]:.1f} / {idle[1]:.1f} ms"),

@@ -6,6 +6,7 @@ Import as ``from tests.helpers import MosquittoBroker, free_port, wait_for``
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from firmware_sim.broker import (
 
 __all__ = [
     "BROKER_CONFIG",
+    "DATA_DIR",
     "REPO_ROOT",
     "BrokerError",
     "MosquittoBroker",
@@ -34,6 +36,10 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DATA_DIR = Path(os.environ.get("WAYLINE_DATA", REPO_ROOT.parent / "shared" / "data"))
+"""The Solomon and Homberger instances: ``shared/data`` beside the repository (as on the
+developers' machines and in CI), or wherever ``WAYLINE_DATA`` points."""
 
 T = TypeVar("T")
 

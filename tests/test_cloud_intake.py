@@ -11,10 +11,11 @@ from cloud.errors import InvalidError
 from cloud.geo import TravelModel
 from cloud.intake import take_orders
 from cloud.order_files import read_orders_file, solomon_orders
+from tests.helpers import DATA_DIR
 from tests.test_cloud_support import D0, DAY, DEPOT, add_orders, api_client, coordinator, network
 from wayline.cli import main
 
-SOLOMON = Path("/work/shared/data/solomon/C101.txt")
+SOLOMON = DATA_DIR / "solomon" / "C101.txt"
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ import pytest
 
 from cloud import plan_cli
 from routing import check_route, read_instance
+from tests.helpers import DATA_DIR
 
-C101 = Path("/work/shared/data/solomon/C101.txt")
+C101 = DATA_DIR / "solomon" / "C101.txt"
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -12,8 +12,9 @@ import pytest
 
 from edge import resequence_cli
 from routing import check_route, read_instance
+from tests.helpers import DATA_DIR
 
-C101 = "/work/shared/data/solomon/C101.txt"
+C101 = str(DATA_DIR / "solomon" / "C101.txt")
 ROOT = Path(__file__).resolve().parent.parent
 
 
