@@ -9,6 +9,7 @@ Planning and rebalancing (:mod:`cloud.dispatch`), conflict repair at ingest
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 from cloud.dispatch import Dispatcher, DispatchSettings
 from cloud.errors import ConflictError
+from cloud.operations import Operations, OperationsSettings
 from cloud.repair import Repairs
 from cloud.route_plans import emit_plan
 from cloud.store import CloudStore
@@ -50,6 +52,8 @@ class CloudSettings:
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     rebalance_interval_s: float | None = None
     """Handle queued rebalance triggers this often in a worker thread (None: on request)."""
+    operations: OperationsSettings = field(default_factory=OperationsSettings)
+    """Exceptions, customer ETAs, notifications, webhooks and access (:mod:`cloud.operations`)."""
 
 
 class Coordinator:
@@ -70,11 +74,13 @@ class Coordinator:
         )
         self.dispatch = Dispatcher(self, settings.dispatch)
         self.repairs = Repairs(self)
+        self.operations = Operations(self, settings.operations)
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
 
     def start(self) -> None:
         self.node.start()
+        self.operations.start()
         if self.settings.rebalance_interval_s is not None:
             self._worker = threading.Thread(
                 target=self._rebalance_loop, name="cloud-rebalance", daemon=True
@@ -85,6 +91,7 @@ class Coordinator:
         self._stopping.set()
         if self._worker is not None:
             self._worker.join(timeout=120)
+        self.operations.stop()
         self.node.stop()
         self.store.close()
 
@@ -120,7 +127,31 @@ class Coordinator:
             self.db.record_scan(conn, peer, envelope.body)
         else:
             raise Rejected(f"the coordinator does not take {envelope.kind} from devices")
+        self._operations(conn, peer, envelope)
         self.db.log_event(conn, peer, envelope.seq, envelope, tx.payload)
+
+    def _operations(self, conn: sqlite3.Connection, peer: str, envelope: Envelope) -> None:
+        """Exceptions, customer ETAs and webhook events of one applied message.
+
+        In a savepoint: a fault here is logged and undone, never holding up the fact.
+        """
+        ops = self.operations
+        conn.execute("SAVEPOINT operations")
+        try:
+            if isinstance(envelope, ExceptionEnvelope):
+                ops.exceptions.on_report(conn, peer, envelope.body)
+            elif isinstance(envelope, StopEventEnvelope):
+                ops.exceptions.on_failed_stop(conn, peer, envelope.body)
+                ops.delivery_confirmed(conn, peer, envelope.body)
+            elif isinstance(envelope, RouteSequenceEnvelope):
+                ops.exceptions.on_sequence(conn, peer, envelope.body)
+                ops.etas.on_sequence(conn, peer, envelope.body)
+        except Exception:
+            conn.execute("ROLLBACK TO operations")
+            log.exception("operations on %s %s/%d failed", envelope.kind, peer, envelope.seq)
+        finally:
+            conn.execute("RELEASE operations")
+        ops.wake()
 
     def on_state(self, tx: Tx, peer: str, envelope: DeviceStateEnvelope) -> None:
         first = not self.db.known_device(peer, tx.conn)

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cloud.exception_rules import exception_policy
+
 __all__ = ["RULES"]
 
 
@@ -99,4 +101,5 @@ RULES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "second_fact": second_fact,
     "duplicate_scan": duplicate_scan,
     "reassign": reassign,
+    "exception_policy": exception_policy,
 }

@@ -6,14 +6,18 @@ from cloud.store.decisions import DecisionStore
 from cloud.store.ingest import DeviceFacts
 from cloud.store.migrations import MIGRATIONS
 from cloud.store.network import NetworkStore
+from cloud.store.ops import OpsStore
 from cloud.store.orders import OrderStore
+from cloud.store.overview import OverviewStore
 from cloud.store.plans import PlanStore
 from sync import Store
 
 __all__ = ["CloudStore"]
 
 
-class CloudStore(DeviceFacts, NetworkStore, OrderStore, PlanStore, DecisionStore):
+class CloudStore(
+    DeviceFacts, NetworkStore, OrderStore, PlanStore, DecisionStore, OpsStore, OverviewStore
+):
     """Reads and writes of the coordinator's state."""
 
     def __init__(self, store: Store) -> None:

@@ -94,4 +94,54 @@ MIGRATIONS: tuple[str, ...] = (
         decision_id TEXT);
     CREATE INDEX triggers_open ON triggers (decision_id, depot_id);
     """,
+    # 3: operations: the exception queue (one item per group of repeats) and its incidents,
+    #    customer-facing ETA windows and the notifications they caused, customer contacts,
+    #    outgoing webhook targets, API tokens (digests only), and the outbox of work that
+    #    leaves the coordinator after its transaction commits
+    """
+    CREATE TABLE exception_items (
+        item_id TEXT PRIMARY KEY, cls TEXT NOT NULL, reason TEXT, scope_kind TEXT NOT NULL,
+        scope_id TEXT NOT NULL, group_key TEXT NOT NULL, status TEXT NOT NULL
+        CHECK (status IN ('open', 'auto_resolved', 'awaiting_approval', 'escalated',
+                          'approved', 'rejected', 'overridden')),
+        action TEXT NOT NULL, why TEXT NOT NULL, recommended TEXT NOT NULL,
+        options TEXT NOT NULL, context TEXT NOT NULL, decision TEXT NOT NULL,
+        count INTEGER NOT NULL, first_at_ms INTEGER NOT NULL, last_at_ms INTEGER NOT NULL,
+        order_id TEXT, vehicle_id TEXT, carrier_id TEXT, predicted INTEGER NOT NULL,
+        decision_id TEXT, decided_by TEXT, decided_why TEXT, chosen TEXT, decided_ms INTEGER,
+        created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+    CREATE INDEX exception_items_key ON exception_items (group_key, last_at_ms);
+    CREATE INDEX exception_items_status ON exception_items (status, first_at_ms);
+    CREATE TABLE exception_incidents (
+        incident_id TEXT PRIMARY KEY, item_id TEXT NOT NULL REFERENCES exception_items (item_id),
+        cls TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL, detail TEXT NOT NULL,
+        at_ms INTEGER NOT NULL);
+    CREATE INDEX exception_incidents_item ON exception_incidents (item_id);
+    CREATE TABLE customer_windows (
+        order_id TEXT PRIMARY KEY, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+        eta_ms INTEGER NOT NULL, width_min INTEGER NOT NULL, notified_ms INTEGER NOT NULL,
+        shift_min REAL NOT NULL, operational_eta_ms INTEGER NOT NULL,
+        operational_at_ms INTEGER NOT NULL, stops_away INTEGER, due TEXT);
+    CREATE TABLE customer_contacts (
+        customer_id TEXT PRIMARY KEY, email TEXT, phone TEXT, push_token TEXT,
+        webhook_url TEXT, preferences TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+    CREATE TABLE notifications (
+        notification_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, customer_id TEXT NOT NULL,
+        kind TEXT NOT NULL, reason TEXT NOT NULL, subject TEXT NOT NULL, text TEXT NOT NULL,
+        change TEXT NOT NULL, sent_window TEXT NOT NULL, status TEXT NOT NULL, channel TEXT,
+        detail TEXT, created_ms INTEGER NOT NULL, sent_ms INTEGER);
+    CREATE INDEX notifications_order ON notifications (order_id, created_ms);
+    CREATE TABLE webhook_targets (
+        target_id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
+        events TEXT NOT NULL, carrier_id TEXT, created_by TEXT NOT NULL,
+        created_ms INTEGER NOT NULL, active INTEGER NOT NULL DEFAULT 1);
+    CREATE TABLE api_tokens (
+        token_id TEXT PRIMARY KEY, name TEXT NOT NULL, roles TEXT NOT NULL, salt TEXT NOT NULL,
+        digest TEXT NOT NULL, carrier_id TEXT, created_ms INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE ops_outbox (
+        entry_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, ref TEXT NOT NULL,
+        payload TEXT NOT NULL, created_ms INTEGER NOT NULL, done_ms INTEGER);
+    CREATE INDEX ops_outbox_open ON ops_outbox (done_ms, entry_id)
+    """,
 )

@@ -1,0 +1,261 @@
+"""The coordinator's operations: exceptions, customer ETAs, notifications, webhooks, access.
+
+:class:`Operations` composes the parts (:mod:`cloud.exceptions_flow`,
+:mod:`cloud.customer_etas`, :mod:`cloud.api_access`) from :class:`OperationsSettings`, and
+runs one worker thread that, every ``tick_s``:
+
+- raises the exceptions nothing reports (carrier outages and breakdowns queued by dispatch,
+  vehicles offline too long), and
+- drains the ops outbox written by ingest transactions: customer notifications through the
+  customer's preferred channel (:class:`cloud.ops.ChannelRouter`), webhook events handed to
+  the :class:`cloud.ops.WebhookDispatcher`, whose own workers deliver them with retries.
+
+Nothing here ever runs inside ingest except the writes to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cloud.api_access import Access
+from cloud.customer_etas import CustomerEtas
+from cloud.errors import InvalidError, NotFoundError
+from cloud.exceptions_flow import ExceptionFlow
+from cloud.ops import (
+    Channel,
+    ChannelRouter,
+    CustomerEtaRule,
+    DashboardUser,
+    EtaSettings,
+    LogChannel,
+    Notification,
+    OpsSettings,
+    PushLogStub,
+    Recipient,
+    SmsLogStub,
+    WebhookChannel,
+    WebhookDispatcher,
+    WebhookEvent,
+    WebhookTarget,
+    default_policy,
+    load_policy,
+)
+from cloud.ops.webhooks import EVENT_TYPES
+from protocol import StopEvent
+
+if TYPE_CHECKING:
+    from cloud.coordinator import Coordinator
+
+__all__ = ["Operations", "OperationsSettings"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    """Settings of the coordinator's operations (part of ``CloudSettings``)."""
+
+    ops: OpsSettings | None = None
+    """Environment and secrets; None: ``OpsSettings.from_env()`` when ``WAYLINE_ENV`` is
+    set, else development (logged as a warning)."""
+    policy_path: Path | None = None
+    """The exception policy file; None: the policy that ships with Wayline."""
+    eta: EtaSettings | None = None
+    lateness_threshold_s: int = 900
+    offline_threshold_min: float = 30.0
+    channels: tuple[Channel, ...] = ()
+    """More notification channels (an :class:`cloud.ops.SmtpChannel`...)."""
+    dashboard_users: tuple[DashboardUser, ...] = ()
+    open_in_development: bool = True
+    tick_s: float = 1.0
+    webhook_timeout_s: float = 5.0
+    webhook_max_attempts: int = 6
+    webhook_backoff_base_s: float = 1.0
+    webhook_workers: int = 4
+
+
+def resolve_ops_settings(settings: OperationsSettings) -> OpsSettings:
+    if settings.ops is not None:
+        return settings.ops
+    if "WAYLINE_ENV" in os.environ:
+        return OpsSettings.from_env()
+    log.warning("WAYLINE_ENV is not set: operations run in development mode")
+    return OpsSettings(env="development")
+
+
+class Operations:
+    """The parts, the outbox worker and the webhook dispatcher (see the module docstring)."""
+
+    def __init__(self, coordinator: Coordinator, settings: OperationsSettings) -> None:
+        self.c = coordinator
+        self.db = coordinator.db
+        self.settings = settings
+        self.ops_settings = resolve_ops_settings(settings)
+        policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
+        self.exceptions = ExceptionFlow(
+            coordinator,
+            policy,
+            lateness_threshold_s=settings.lateness_threshold_s,
+            offline_threshold_min=settings.offline_threshold_min,
+        )
+        self.etas = CustomerEtas(coordinator, CustomerEtaRule(settings.eta))
+        self.access = Access(
+            self.db,
+            self.ops_settings,
+            settings.dashboard_users,
+            open_in_development=settings.open_in_development,
+        )
+        channels: list[Channel] = [
+            LogChannel(), SmsLogStub(), PushLogStub(),
+            WebhookChannel(self.ops_settings.webhook_secret, timeout_s=settings.webhook_timeout_s),
+            *settings.channels,
+        ]  # fmt: skip
+        self.channels = ChannelRouter(channels)
+        self.webhooks = WebhookDispatcher(
+            self._targets(),
+            workers=settings.webhook_workers,
+            timeout_s=settings.webhook_timeout_s,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_base_s=settings.webhook_backoff_base_s,
+        )
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drain_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.webhooks.start()
+        self._thread = threading.Thread(target=self._loop, name="cloud-operations", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self.webhooks.stop(timeout=self.settings.webhook_timeout_s + 1)
+
+    def wake(self) -> None:
+        """Drain the outbox soon (after a transaction that wrote to it committed)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("operations tick failed; retried on the next one")
+            self._wake.wait(self.settings.tick_s)
+            self._wake.clear()
+
+    def tick(self) -> int:
+        """Raise the exceptions nothing reports, then drain the outbox."""
+        self.exceptions.scan()
+        return self.drain()
+
+    def delivery_confirmed(self, conn: sqlite3.Connection, peer: str, e: StopEvent) -> None:
+        """A delivery that happened, with its proof, for billing: a webhook event."""
+        if e.type != "delivered":
+            return
+        proof = e.proof.model_dump(mode="json", exclude={"signature_svg"}) if e.proof else {}
+        if e.proof and e.proof.signature_svg:
+            proof["signature"] = True
+        event = WebhookEvent.delivery_confirmed(
+            e.stop_id, e.at, proof, vehicle_id=peer, route_id=e.route_id,
+            carrier_id=self.db.carrier_of(e.stop_id, conn), lat=e.lat, lon=e.lon,
+        )  # fmt: skip
+        payload = {"event_id": event.event_id, "type": event.type,
+                   "created_ms": event.created_ms, "data": dict(event.data)}  # fmt: skip
+        self.db.add_outbox(conn, "webhook", event.event_id, payload, self.c.now_ms())
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    def drain(self) -> int:
+        """Send what committed transactions queued; returns how many entries were handled."""
+        done = 0
+        with self._drain_lock:
+            for entry in self.db.outbox_due():
+                try:
+                    if entry["kind"] == "notify":
+                        self._notify(entry["payload"]["notification_id"])
+                    elif entry["kind"] == "webhook":
+                        p = entry["payload"]
+                        self.webhooks.publish(
+                            WebhookEvent(p["type"], p["data"], p["event_id"], p["created_ms"])
+                        )
+                except Exception:
+                    log.exception("ops outbox entry %s (%s) failed", entry["entry_id"], entry["kind"])
+                with self.db.store.transaction() as conn:
+                    self.db.outbox_done(conn, entry["entry_id"], self.c.now_ms())
+                done += 1
+        return done
+
+    def _notify(self, notification_id: str) -> None:
+        row = self.db.one(
+            None, "SELECT * FROM notifications WHERE notification_id = ?", (notification_id,)
+        )
+        if row is None or row["status"] != "queued":
+            return
+        contact = self.db.contact(None, row["customer_id"]) or {}
+        recipient = Recipient(
+            customer_id=row["customer_id"],
+            email=contact.get("email"),
+            phone=contact.get("phone"),
+            push_token=contact.get("push_token"),
+            webhook_url=contact.get("webhook_url"),
+            preferences=tuple(contact.get("preferences") or ("log",)),
+        )
+        note = Notification(
+            recipient, row["subject"], row["text"], kind=row["kind"],
+            data={"order_id": row["order_id"], "change": row["change"]},
+            notification_id=notification_id,
+        )  # fmt: skip
+        delivery = self.channels.send(note)
+        with self.db.store.transaction() as conn:
+            self.db.set_notification_sent(
+                conn, notification_id, "sent" if delivery.ok else "failed", delivery.channel,
+                delivery.detail, delivery.at_ms,
+            )  # fmt: skip
+
+    # -- webhook targets and customer contacts ---------------------------------------------
+
+    def _targets(self) -> list[WebhookTarget]:
+        return [
+            WebhookTarget(t["target_id"], t["url"], t["secret"], frozenset(t["events"]))
+            for t in self.db.webhook_targets()
+        ]
+
+    def register_target(
+        self, url: str, events: list[str], by: str, carrier_id: str | None = None
+    ) -> dict[str, Any]:
+        """A new webhook target; its signing secret is returned once."""
+        unknown = sorted(set(events) - set(EVENT_TYPES))
+        if unknown:
+            raise InvalidError(f"unknown webhook events {unknown}; known: {list(EVENT_TYPES)}")
+        target_id = f"wh-{secrets.token_hex(6)}"
+        secret = secrets.token_urlsafe(32)
+        try:
+            WebhookTarget(target_id, url, secret, frozenset(events))
+        except ValueError as exc:
+            raise InvalidError(str(exc)) from None
+        row = {"target_id": target_id, "url": url, "secret": secret, "events": events,
+               "carrier_id": carrier_id, "created_by": by, "created_ms": self.c.now_ms()}  # fmt: skip
+        with self.db.store.transaction() as conn:
+            self.db.put_webhook_target(conn, row)
+        self.webhooks.targets = self._targets()
+        return {**row, "events": sorted(events)}
+
+    def remove_target(self, target_id: str) -> None:
+        with self.db.store.transaction() as conn:
+            if not self.db.deactivate_webhook_target(conn, target_id):
+                raise NotFoundError(f"no webhook target {target_id!r}")
+        self.webhooks.targets = self._targets()
