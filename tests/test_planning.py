@@ -141,7 +141,7 @@ def test_solomon_plan_is_feasible_in_double_precision(solver: str) -> None:
 
 def test_only_one_module_imports_each_solver() -> None:
     root = Path(__file__).resolve().parents[1] / "cloud"
-    users: dict[str, set[str]] = {"ortools": set(), "pyvrp": set()}
+    users: dict[str, set[str]] = {"ortools": set(), "pyvrp": set(), "vroom": set()}
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
@@ -153,7 +153,11 @@ def test_only_one_module_imports_each_solver() -> None:
                 top = name.split(".")[0]
                 if top in users:
                     users[top].add(path.name)
-    assert users == {"ortools": {"ortools_planner.py"}, "pyvrp": {"pyvrp_planner.py"}}
+    assert users == {
+        "ortools": {"ortools_planner.py"},
+        "pyvrp": {"pyvrp_planner.py"},
+        "vroom": {"vroom_planner.py"},
+    }
 
 
 def test_public_names_are_exported() -> None:

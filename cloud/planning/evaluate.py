@@ -23,7 +23,7 @@ from cloud.planning.result import (
     UnplannedReason,
 )
 
-__all__ = ["RouteInfeasible", "evaluate", "no_solution"]
+__all__ = ["RouteInfeasible", "assignment_of", "evaluate", "no_solution"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,13 @@ def evaluate(
     except RouteInfeasible as exc:
         logger.error("%s returned an infeasible plan: %s", solver, exc)
         return no_solution(model, solver, seconds, f"{solver} returned an infeasible plan: {exc}")
+
+
+def assignment_of(model: Model, result: PlanResult) -> dict[int, list[int]]:
+    """A result's routes as ``{vehicle index: [plannable order index, ...]}``."""
+    vindex = {cv.vehicle.id: v for v, cv in enumerate(model.vehicles)}
+    oindex = {o.id: k for k, o in enumerate(model.orders)}
+    return {vindex[r.vehicle_id]: [oindex[s.order_id] for s in r.stops] for r in result.routes}
 
 
 def _evaluate(

@@ -1,8 +1,11 @@
 """The ``Planner`` protocol, the portfolio that picks an engine per problem, and ``plan()``.
 
 What the benchmark showed (``bench/plan.py``, ``docs/performance.md``): PyVRP serves the
-time-windowed, many-vehicle problems best, so ``auto`` runs PyVRP with most of the budget and
-keeps a reserve for OR-Tools, which runs only when PyVRP returns no feasible plan (PyVRP keeps
+time-windowed, many-vehicle problems best, but VROOM reaches fewer vehicles sooner. So
+``auto`` first gives VROOM a share of the budget (when it can represent the problem and the
+solve need not replay by iterations), hands its plan to PyVRP as the starting solution,
+runs PyVRP with most of the rest, keeps the better of the two, and keeps a reserve for
+OR-Tools, which runs only when PyVRP returns no feasible plan (PyVRP keeps
 required orders required; OR-Tools can leave one out with its reason and still plan the
 rest). ``both`` splits the budget evenly and keeps the better result: complete before
 partial before none, then the lower objective.
@@ -14,12 +17,14 @@ import logging
 import time
 from typing import Protocol
 
+from cloud.planning.evaluate import assignment_of
 from cloud.planning.model import Model, build_model
 from cloud.planning.ortools_planner import OrToolsPlanner
 from cloud.planning.params import PlanningParams, SolverChoice
 from cloud.planning.problem import PlanningProblem
 from cloud.planning.pyvrp_planner import PyVrpPlanner
 from cloud.planning.result import PlanResult, PlanStatus
+from cloud.planning.vroom_planner import VroomPlanner, vroom_supports
 
 __all__ = ["Planner", "PortfolioPlanner", "make_planner", "plan"]
 
@@ -28,6 +33,10 @@ logger = logging.getLogger(__name__)
 AUTO_RESERVE_FRACTION = 0.1
 """Share of the budget ``auto`` keeps for the OR-Tools fallback."""
 AUTO_RESERVE_MAX_S = 3.0
+VROOM_SHARE = 0.3
+"""Share of the budget ``auto`` gives VROOM for a starting plan."""
+FLEET_SHARE = 0.4
+"""Share of the budget ``auto`` keeps for the fleet-minimisation phase."""
 
 _RANK = {PlanStatus.COMPLETE: 0, PlanStatus.PARTIAL: 1, PlanStatus.NO_SOLUTION: 2}
 
@@ -56,6 +65,7 @@ class PortfolioPlanner:
     def __init__(self) -> None:
         self._pyvrp = PyVrpPlanner()
         self._ortools = OrToolsPlanner()
+        self._vroom = VroomPlanner()
 
     def plan(self, problem: PlanningProblem, params: PlanningParams) -> PlanResult:
         t0 = time.perf_counter()
@@ -75,7 +85,21 @@ class PortfolioPlanner:
             best = better(first, second)
         else:
             reserve = min(AUTO_RESERVE_FRACTION * time_limit_s, AUTO_RESERVE_MAX_S)
-            best = self._pyvrp.solve(model, time_limit_s - reserve)
+            start = None
+            first = None
+            if model.params.iteration_limit is None and vroom_supports(model):
+                first = self._vroom.solve(model, VROOM_SHARE * time_limit_s)
+                if first.status is PlanStatus.COMPLETE:
+                    start = assignment_of(model, first)
+                    reserve = 0.0  # a complete plan is in hand: no fallback needed
+            fleet = 0.0 if model.params.iteration_limit is not None else FLEET_SHARE
+            remaining = time_limit_s * (1 - fleet) - reserve - (time.perf_counter() - t0)
+            best = self._pyvrp.solve(model, remaining, start=start)
+            if first is not None:
+                best = better(best, first)
+            if fleet and best.status is PlanStatus.COMPLETE:
+                remaining = time_limit_s - (time.perf_counter() - t0)
+                best = self._pyvrp.fewer_vehicles(model, best, remaining)
             if best.status is not PlanStatus.COMPLETE:
                 logger.info("PyVRP: %s; trying OR-Tools", best.message or best.status)
                 remaining = time_limit_s - (time.perf_counter() - t0)

@@ -15,24 +15,27 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
-from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+from pyvrp.stop import FirstFeasible, MaxIterations, MaxRuntime, MultipleCriteria
 
-from cloud.planning.evaluate import evaluate, no_solution
+from cloud.planning.evaluate import assignment_of, evaluate, no_solution
 from cloud.planning.model import ANYWHERE, Model, build_model
 from cloud.planning.params import PlanningParams
 from cloud.planning.problem import OrderKind, PlanningProblem
-from cloud.planning.result import PlanResult
+from cloud.planning.result import PlanResult, PlanStatus
 
 __all__ = ["PyVrpPlanner"]
 
 logger = logging.getLogger(__name__)
 
 _MIN_BUDGET_S = 0.05
+FLEET_SEARCH_SHARE = 0.6
+"""Share of the time left that one "one vehicle less" search may take."""
 
 
 class PyVrpPlanner:
@@ -45,7 +48,10 @@ class PyVrpPlanner:
         model = build_model(problem, params)
         return self.solve(model, params.time_limit_s - (time.perf_counter() - t0))
 
-    def solve(self, model: Model, time_limit_s: float) -> PlanResult:
+    def solve(
+        self, model: Model, time_limit_s: float, start: Mapping[int, Sequence[int]] | None = None
+    ) -> PlanResult:
+        """Search from ``start`` (vehicle → orders) if given, else from the current plan."""
         t0 = time.perf_counter()
         if not model.orders or not model.vehicles:
             return evaluate(model, {}, self.name, time.perf_counter() - t0)
@@ -54,7 +60,7 @@ class PyVrpPlanner:
         stop: Any = MaxRuntime(budget)
         if model.params.iteration_limit is not None:
             stop = MultipleCriteria([MaxIterations(model.params.iteration_limit), stop])
-        initial = _warm_start(model, data, groups)
+        initial = _warm_start(data, groups, model.warm_routes if start is None else start)
         with warnings.catch_warnings(record=True) as caught:
             # An infeasible problem is an answer here (no_solution), not a warning.
             warnings.simplefilter("always", PenaltyBoundWarning)
@@ -71,12 +77,81 @@ class PyVrpPlanner:
         seconds = time.perf_counter() - t0
         if not result.is_feasible():
             return no_solution(model, self.name, seconds, "PyVRP found no feasible plan in time")
-        free = [list(g) for g in groups]
-        assignment: dict[int, list[int]] = {}
-        for route in result.best.routes():
-            v = free[route.vehicle_type()].pop(0)
-            assignment[v] = [a.idx for a in route if a.type == pyvrp.ActivityType.CLIENT]
-        return evaluate(model, assignment, self.name, seconds)
+        return evaluate(model, _assignment(result.best, groups), self.name, seconds)
+
+    def fewer_vehicles(self, model: Model, best: PlanResult, time_limit_s: float) -> PlanResult:
+        """Try ``best`` with fewer vehicles: the fleet-minimisation phase.
+
+        With one vehicle type and every order required, PyVRP is asked for *any* feasible
+        plan with one vehicle less than the best so far (a hard fleet limit; it stops at the
+        first feasible one), again and again while time allows; the smallest fleet found
+        then gets the rest of the budget to shorten its routes. Whatever happens, the
+        result is the better of ``best`` and that plan, both checked by ``evaluate``.
+        """
+        t0 = time.perf_counter()
+        if best.status is not PlanStatus.COMPLETE or best.vehicles_used <= 1:
+            return best
+        data, groups = _build(model)
+        if data.num_vehicle_types != 1 or any(o.optional for o in model.orders):
+            return best
+        fleet = data.vehicle_type(0)
+        seed = model.params.seed
+        found, k = None, best.vehicles_used
+        while k - 1 >= _fleet_lower_bound(model):
+            left = time_limit_s - (time.perf_counter() - t0)
+            if left < 2 * _MIN_BUDGET_S:
+                break
+            smaller = data.replace(vehicle_types=[fleet.replace(num_available=k - 1)])
+            stop = MultipleCriteria([FirstFeasible(), MaxRuntime(left * FLEET_SEARCH_SHARE)])
+            res = _quiet_solve(smaller, stop, seed, None)
+            if not res.is_feasible():
+                break
+            found, data = res.best, smaller
+            k = found.num_routes()
+        left = time_limit_s - (time.perf_counter() - t0)
+        if found is None:
+            if left < 2 * _MIN_BUDGET_S:
+                return best
+            # No smaller fleet found or possible: spend the rest on distance.
+            polished = self.solve(model, left, start=assignment_of(model, best))
+            return polished if _key(polished) < _key(best) else best
+        left = max(time_limit_s - (time.perf_counter() - t0), _MIN_BUDGET_S)
+        res = _quiet_solve(data, MaxRuntime(left), seed, found)
+        sol = res.best if res.is_feasible() else found
+        seconds = time.perf_counter() - t0
+        fewer = evaluate(model, _assignment(sol, groups), self.name, seconds)
+        logger.info("fleet phase: %d -> %d vehicles", best.vehicles_used, fewer.vehicles_used)
+        return fewer if _key(fewer) < _key(best) else best
+
+
+def _fleet_lower_bound(model: Model) -> int:
+    """Vehicles the total load needs at least (1 without capacities)."""
+    caps = [cv.capacity for cv in model.vehicles]
+    if not caps or any(c is None for c in caps):
+        return 1
+    cap = max(c for c in caps if c is not None) or 1
+    out = sum(o.demand for o in model.orders if o.kind is not OrderKind.PICKUP)
+    back = sum(o.demand for o in model.orders if o.kind is OrderKind.PICKUP)
+    return max(1, -(-max(out, back) // cap))
+
+
+def _key(r: PlanResult) -> tuple[bool, int]:
+    return (r.status is not PlanStatus.COMPLETE, r.objective)
+
+
+def _quiet_solve(data: Any, stop: Any, seed: int, initial: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PenaltyBoundWarning)
+        return pyvrp.solve(data, stop, seed=seed, collect_stats=False, initial_solution=initial)
+
+
+def _assignment(solution: Any, groups: list[list[int]]) -> dict[int, list[int]]:
+    free = [list(g) for g in groups]
+    assignment: dict[int, list[int]] = {}
+    for route in solution.routes():
+        v = free[route.vehicle_type()].pop(0)
+        assignment[v] = [a.idx for a in route if a.type == pyvrp.ActivityType.CLIENT]
+    return assignment
 
 
 def _build(model: Model) -> tuple[Any, list[list[int]]]:
@@ -182,16 +257,17 @@ def _build(model: Model) -> tuple[Any, list[list[int]]]:
     return data, list(types.values())
 
 
-def _warm_start(model: Model, data: Any, groups: list[list[int]]) -> Any:
-    if not model.warm_routes:
+def _warm_start(data: Any, groups: list[list[int]], routes: Mapping[int, Sequence[int]]) -> Any:
+    if not routes:
         return None
     type_of = {v: t for t, vs in enumerate(groups) for v in vs}
-    routes = [
+    built = [
         pyvrp.Route(data, [pyvrp.Activity(pyvrp.ActivityType.CLIENT, k) for k in seq], type_of[v])
-        for v, seq in model.warm_routes.items()
+        for v, seq in routes.items()
+        if seq
     ]
     try:
-        return pyvrp.Solution(data, routes)
+        return pyvrp.Solution(data, built)
     except (RuntimeError, ValueError) as exc:
         logger.warning("warm start rejected by PyVRP (%s); solving from scratch", exc)
         return None
