@@ -103,6 +103,23 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
         instance.stop()
 
 
+@pytest.fixture
+def cloud(broker: MosquittoBroker, tmp_path: Path) -> Iterator[Any]:
+    """A real cloud coordinator on the test's private broker, with fast sync timings."""
+    from cloud import CloudSettings, Coordinator
+    from sync import parse_broker_url
+    from tests.support import FAST
+
+    coordinator = Coordinator(
+        CloudSettings(db_path=tmp_path / "cloud.db", broker=parse_broker_url(broker.url), sync=FAST)
+    )
+    coordinator.start()
+    try:
+        yield coordinator
+    finally:
+        coordinator.stop()
+
+
 # --- errors in logs ----------------------------------------------------------------------
 
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cloud import CloudSettings, Coordinator
+from cloud import Coordinator
 from edge.vehicle import VehicleAgent, VehicleSettings
 from firmware_sim.hardware import CoverageMap, DeadZone, HardwareRig, ModemProxy, VanModel
 from firmware_sim.world import SimClock
 from sync import parse_broker_url
 from tests.helpers import MosquittoBroker, unique_id, wait_for
-from tests.test_tablet_browser import make_plan
-from tests.test_vehicle_shift import FAST, assert_contiguous, cloud_log, outbox_top
+from tests.support import FAST, assert_contiguous, cloud_log, make_plan, outbox_top
 
 
 def test_coverage_map_by_place_and_time() -> None:
@@ -61,18 +59,6 @@ def test_proxy_refuses_and_cuts_while_offline() -> None:
         modem.force(None)
         wait_for(lambda: modem.is_online)
         assert modem.stats()["max_offline_s"] > 0, modem.offline_periods
-
-
-@pytest.fixture
-def cloud(broker: MosquittoBroker, tmp_path: Path) -> Iterator[Coordinator]:
-    coordinator = Coordinator(
-        CloudSettings(db_path=tmp_path / "cloud.db", broker=parse_broker_url(broker.url), sync=FAST)
-    )
-    coordinator.start()
-    try:
-        yield coordinator
-    finally:
-        coordinator.stop()
 
 
 @pytest.mark.broker

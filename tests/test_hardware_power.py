@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from cloud import CloudSettings, Coordinator
+from cloud import Coordinator
 from firmware_sim.hardware import GatewayProcess
-from sync import parse_broker_url
 from tests.helpers import MosquittoBroker, unique_id, wait_for
-from tests.test_tablet_browser import make_plan, tiny_png
-from tests.test_vehicle_shift import FAST, assert_contiguous, cloud_log
+from tests.support import assert_contiguous, cloud_log, make_plan, tiny_png
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
-
-
-@pytest.fixture
-def cloud(broker: MosquittoBroker, tmp_path: Path) -> Iterator[Coordinator]:
-    coordinator = Coordinator(
-        CloudSettings(db_path=tmp_path / "cloud.db", broker=parse_broker_url(broker.url), sync=FAST)
-    )
-    coordinator.start()
-    try:
-        yield coordinator
-    finally:
-        coordinator.stop()
 
 
 def deliver(gw: GatewayProcess, stop_id: str, event_id: str) -> tuple[int, dict[str, Any]]:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
-import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,75 +16,13 @@ import pytest
 
 from edge.tablet_api import create_tablet_app
 from edge.vehicle import VehicleAgent, VehicleSettings
-from protocol import RoutePlan, down_topic, encode, make_envelope
 from tests.helpers import free_port, unique_id, wait_for
+from tests.support import feed_plan, make_plan, tiny_png
 from wayline.serve import HttpServer
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 412, "height": 915}
-
-
-def tiny_png(width: int = 4, height: int = 3) -> bytes:
-    """A real PNG: signature, IHDR, one IDAT of grey RGB rows, IEND."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    rows = b"".join(b"\x00" + b"\x80\x80\x80" * width for _ in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-def make_plan(van: str, n: int, *, version: int = 1, now: int | None = None) -> RoutePlan:
-    now = now or int(time.time())
-    return RoutePlan.model_validate(
-        {
-            "route_id": f"route-{van}",
-            "vehicle_id": van,
-            "version": version,
-            "day": "2026-11-23",
-            "depot": {"lat": 52.5, "lon": 13.4, "address": "Depot Nord"},
-            "start_at": now,
-            "end_at": now + 9 * 3600,
-            "break_rule": {
-                "earliest": now + 2 * 3600,
-                "latest": now + 5 * 3600,
-                "duration_s": 1800,
-            },
-            "stops": [
-                {
-                    "stop_id": f"s{i:02d}",
-                    "order_id": f"o{i:02d}",
-                    "location": {
-                        "lat": 52.5 + 0.004 * i,
-                        "lon": 13.4 + 0.003 * (i % 4),
-                        "address": f"{10 + i} Lindenstrasse",
-                    },
-                    "window": {"start": now, "end": now + 8 * 3600},
-                    "service_s": 180,
-                    "customer": f"Customer {i}",
-                    "parcels": [
-                        {"parcel_id": f"p{i:02d}", "barcode": f"BC{i:05d}", "load_position": i + 1}
-                    ],
-                }
-                for i in range(n)
-            ],
-        },
-        strict=False,
-    )
-
-
-def feed_plan(agent: VehicleAgent, plan: RoutePlan, seq: int) -> None:
-    """Hand the plan to the agent's sync ingest as if it came down from the cloud."""
-    env = make_envelope(src="cloud", seq=seq, lc=seq, body=plan)
-    agent.node.feed(down_topic(agent.vehicle_id), encode(env))
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ process served over HTTP and killed with SIGKILL.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import sqlite3
@@ -25,73 +24,24 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud import CloudSettings, ConflictError, Coordinator
+from cloud import ConflictError, Coordinator
 from edge.tablet_api import create_tablet_app
-from edge.vehicle import VehicleAgent, VehicleSettings
-from sync import SyncSettings, parse_broker_url
+from edge.vehicle import VehicleAgent
 from tests.helpers import MosquittoBroker, free_port, unique_id, wait_for
-from tests.test_tablet_browser import feed_plan, make_plan, tiny_png
+from tests.support import (
+    assert_contiguous,
+    cloud_facts,
+    cloud_log,
+    feed_plan,
+    make_plan,
+    outbox_top,
+    running_agent,
+    tiny_png,
+)
 from wayline.serve import HttpServer
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = SyncSettings(
-    ack_timeout_s=0.5,
-    ack_timeout_max_s=2.0,
-    tick_s=0.01,
-    resend_interval_s=0.2,
-    reconnect_min_s=0.1,
-    reconnect_max_s=0.5,
-)
 REASONS = ("absent", "address_problem", "refused", "damaged", "no_access")
-
-
-@pytest.fixture
-def cloud(broker: MosquittoBroker, tmp_path: Path) -> Iterator[Coordinator]:
-    coordinator = Coordinator(
-        CloudSettings(db_path=tmp_path / "cloud.db", broker=parse_broker_url(broker.url), sync=FAST)
-    )
-    coordinator.start()
-    try:
-        yield coordinator
-    finally:
-        coordinator.stop()
-
-
-@contextlib.contextmanager
-def running_agent(van: str, db: Path, broker: MosquittoBroker | None) -> Iterator[VehicleAgent]:
-    address = parse_broker_url(broker.url) if broker is not None else None
-    agent = VehicleAgent(VehicleSettings(vehicle_id=van, db_path=db, broker=address, sync=FAST))
-    agent.start()
-    try:
-        yield agent
-    finally:
-        agent.stop()
-
-
-def cloud_log(cloud: Coordinator, van: str) -> list[tuple[int, str]]:
-    rows = cloud.store.read("SELECT seq, kind FROM events WHERE src = ? ORDER BY seq", (van,))
-    return [(int(s), str(k)) for s, k in rows]
-
-
-def cloud_facts(cloud: Coordinator, van: str) -> dict[str, tuple[str, str, str | None]]:
-    rows = cloud.store.read(
-        "SELECT stop_id, status, event_id, reason FROM stop_facts WHERE vehicle_id = ?", (van,)
-    )
-    return {str(r[0]): (str(r[1]), str(r[2]), r[3]) for r in rows}
-
-
-def assert_contiguous(log: list[tuple[int, str]], top: int) -> None:
-    assert [s for s, _ in log] == list(range(1, top + 1)), "a gap or a repeat in the cloud's log"
-
-
-def outbox_top(conn_or_agent: Any) -> int:
-    if isinstance(conn_or_agent, VehicleAgent):
-        rows = conn_or_agent.store.read("SELECT next_seq FROM sync_out WHERE peer = 'cloud'")
-    else:
-        rows = conn_or_agent.execute(
-            "SELECT next_seq FROM sync_out WHERE peer = 'cloud'"
-        ).fetchall()
-    return int(rows[0][0]) - 1
 
 
 # -- (a) the whole shift with the broker down ---------------------------------------------
