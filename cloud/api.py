@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from cloud.api_dashboard import dashboard_router
 from cloud.api_dispatch import dispatch_router
+from cloud.api_ops import ops_router
 from cloud.coordinator import Coordinator
 from cloud.errors import CloudError, NotFoundError
+from cloud.ops import OpsError
 from protocol import RoutePlan
 
 __all__ = ["create_api"]
@@ -20,22 +23,30 @@ __all__ = ["create_api"]
 def create_api(coordinator: Coordinator) -> FastAPI:
     """The REST API over one coordinator."""
     app = FastAPI(title="Wayline coordinator", version="1")
+    access = coordinator.operations.access
+    guard = Depends(access.guard_existing())
 
     @app.exception_handler(CloudError)
     async def _cloud_error(_r: Request, exc: CloudError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
-    app.include_router(dispatch_router(coordinator))
+    @app.exception_handler(OpsError)
+    async def _ops_error(_r: Request, exc: OpsError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    app.include_router(ops_router(coordinator))
+    app.include_router(dispatch_router(coordinator), dependencies=[guard])
+    app.include_router(dashboard_router(access, secure_cookie=not access.development))
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:
         return {"ok": True, "broker_connected": coordinator.node.connected}
 
-    @app.get("/v1/vehicles")
+    @app.get("/v1/vehicles", dependencies=[guard])
     def vehicles() -> list[dict[str, Any]]:
         return coordinator.db.devices()
 
-    @app.get("/v1/events")
+    @app.get("/v1/events", dependencies=[guard])
     def events(
         src: str | None = None,
         kind: str | None = None,
@@ -43,11 +54,11 @@ def create_api(coordinator: Coordinator) -> FastAPI:
     ) -> list[dict[str, Any]]:
         return coordinator.db.events(src, kind, limit)
 
-    @app.get("/v1/sync")
+    @app.get("/v1/sync", dependencies=[guard])
     def sync_status() -> dict[str, Any]:
         return coordinator.sync_status()
 
-    @app.post("/v1/routes", status_code=202)
+    @app.post("/v1/routes", status_code=202, dependencies=[guard])
     def send_route(plan: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         try:
             parsed = RoutePlan.model_validate_json(json.dumps(plan))
@@ -59,7 +70,7 @@ def create_api(coordinator: Coordinator) -> FastAPI:
             )
         return coordinator.send_plan(parsed)
 
-    @app.get("/v1/routes/{route_id}")
+    @app.get("/v1/routes/{route_id}", dependencies=[guard])
     def get_route(route_id: str) -> dict[str, Any]:
         rows = coordinator.db.query(
             "SELECT route_id, version, vehicle_id, day, plan, created_ms FROM routes "

@@ -43,9 +43,11 @@ DEV_USER = ("ops", "wayline-dev")
 """The dashboard login that exists only in development when no users are configured."""
 
 _DEV_PRINCIPAL = Principal(
-    "development", "development (no credentials)", frozenset({Role.OPS, Role.VIEWER, Role.INTEGRATION}),
+    "development",
+    "development (no credentials)",
+    frozenset({Role.OPS, Role.VIEWER, Role.INTEGRATION}),
     via="development",
-)  # fmt: skip
+)
 _CARRIER_PATHS = (
     ("GET", re.compile(r"^/v1/orders/(?P<order_id>[^/]+)$")),
     ("POST", re.compile(r"^/v1/orders/(?P<order_id>[^/]+)/outcome$")),
@@ -69,10 +71,15 @@ class Access:
         self.open = self.development and open_in_development
         records = [
             StoredToken(
-                token_id=r["token_id"], name=r["name"], roles=tuple(Role(x) for x in r["roles"].split(",")),
-                salt=r["salt"], digest=r["digest"], carrier_id=r["carrier_id"],
-                created_ms=r["created_ms"], revoked=bool(r["revoked"]),
-            )  # fmt: skip
+                token_id=r["token_id"],
+                name=r["name"],
+                roles=tuple(Role(x) for x in r["roles"].split(",")),
+                salt=r["salt"],
+                digest=r["digest"],
+                carrier_id=r["carrier_id"],
+                created_ms=r["created_ms"],
+                revoked=bool(r["revoked"]),
+            )
             for r in db.tokens()
         ]
         self.tokens = TokenStore(records, pepper=settings.token_pepper)
@@ -103,10 +110,17 @@ class Access:
         with self.db.store.transaction() as conn:
             self.db.put_token(
                 conn,
-                {"token_id": r.token_id, "name": r.name, "roles": ",".join(r.roles),
-                 "salt": r.salt, "digest": r.digest, "carrier_id": r.carrier_id,
-                 "created_ms": r.created_ms, "revoked": int(r.revoked)},
-            )  # fmt: skip
+                {
+                    "token_id": r.token_id,
+                    "name": r.name,
+                    "roles": ",".join(r.roles),
+                    "salt": r.salt,
+                    "digest": r.digest,
+                    "carrier_id": r.carrier_id,
+                    "created_ms": r.created_ms,
+                    "revoked": int(r.revoked),
+                },
+            )
 
     # -- dashboard -------------------------------------------------------------------------
 
@@ -167,9 +181,10 @@ class Access:
             if not p.roles & wanted:
                 have = ", ".join(sorted(p.roles)) or "none"
                 raise HTTPException(
-                    403, f"{p.name} has roles [{have}]; {method} {path} needs one of "
+                    403,
+                    f"{p.name} has roles [{have}]; {method} {path} needs one of "
                     f"[{', '.join(sorted(wanted))}]",
-                )  # fmt: skip
+                )
             return p
 
         return dependency
@@ -180,9 +195,10 @@ class Access:
             return
         if self.db.carrier_of(order_id) != p.carrier_id:
             raise HTTPException(
-                403, f"{p.name} is scoped to carrier {p.carrier_id}; order {order_id} is not "
+                403,
+                f"{p.name} is scoped to carrier {p.carrier_id}; order {order_id} is not "
                 "one of its orders",
-            )  # fmt: skip
+            )
 
     def describe(self, p: Principal) -> dict[str, Any]:
         return {"name": p.name, "roles": sorted(p.roles), "carrier_id": p.carrier_id, "via": p.via}

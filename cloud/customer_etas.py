@@ -57,12 +57,19 @@ class CustomerEtas:
             self.db.put_customer_window(
                 conn,
                 {
-                    "order_id": order["order_id"], "start_ms": w.start_ms, "end_ms": w.end_ms,
-                    "eta_ms": w.eta_ms, "width_min": w.width_min, "notified_ms": w.notified_ms,
-                    "shift_min": w.shift_min, "operational_eta_ms": eta_ms,
-                    "operational_at_ms": now, "stops_away": stops_away, "due": None,
+                    "order_id": order["order_id"],
+                    "start_ms": w.start_ms,
+                    "end_ms": w.end_ms,
+                    "eta_ms": w.eta_ms,
+                    "width_min": w.width_min,
+                    "notified_ms": w.notified_ms,
+                    "shift_min": w.shift_min,
+                    "operational_eta_ms": eta_ms,
+                    "operational_at_ms": now,
+                    "stops_away": stops_away,
+                    "due": None,
                 },
-            )  # fmt: skip
+            )
             self._queue(conn, order, decision.as_dict(), peer, now)
             queued += 1
         return queued
@@ -88,18 +95,29 @@ class CustomerEtas:
         self.db.add_notification(
             conn,
             {
-                "notification_id": nid, "order_id": order["order_id"], "customer_id": customer,
-                "kind": "eta_window", "reason": decision["reason"],
-                "subject": f"Delivery window {start}-{end}", "text": text, "change": change,
-                "sent_window": w, "status": "queued", "created_ms": now,
+                "notification_id": nid,
+                "order_id": order["order_id"],
+                "customer_id": customer,
+                "kind": "eta_window",
+                "reason": decision["reason"],
+                "subject": f"Delivery window {start}-{end}",
+                "text": text,
+                "change": change,
+                "sent_window": w,
+                "status": "queued",
+                "created_ms": now,
             },
-        )  # fmt: skip
+        )
         self.db.add_outbox(conn, "notify", nid, {"notification_id": nid}, now)
         event = WebhookEvent.eta_changed(
             order["order_id"], {"window": w, "change": change, "notification_id": nid}
         )
-        payload = {"event_id": event.event_id, "type": event.type,
-                   "created_ms": event.created_ms, "data": dict(event.data)}  # fmt: skip
+        payload = {
+            "event_id": event.event_id,
+            "type": event.type,
+            "created_ms": event.created_ms,
+            "data": dict(event.data),
+        }
         self.db.add_outbox(conn, "webhook", event.event_id, payload, now)
 
     def _clock(self, ms: int) -> str:
@@ -112,13 +130,14 @@ class CustomerEtas:
             return None
         return {
             "order_id": order_id,
-            "customer_window": {k: row[k] for k in ("start_ms", "end_ms", "width_min",
-                                                    "notified_ms", "shift_min")},
+            "customer_window": {
+                k: row[k] for k in ("start_ms", "end_ms", "width_min", "notified_ms", "shift_min")
+            },
             "notified_eta_ms": row["eta_ms"],
             "operational_eta_ms": row["operational_eta_ms"],
             "operational_at_ms": row["operational_at_ms"],
             "due": row["due"],
-        }  # fmt: skip
+        }
 
 
 def _window(row: dict[str, Any] | None) -> CustomerWindow | None:

@@ -28,9 +28,20 @@ __all__ = [
 ]
 
 _FIELDS = (
-    "incident_id", "at_ms", "category", "severity", "detail", "reason", "order_id",
-    "parcel_id", "stop_id", "vehicle_id", "carrier_id", "depot_id", "predicted",
-)  # fmt: skip
+    "incident_id",
+    "at_ms",
+    "category",
+    "severity",
+    "detail",
+    "reason",
+    "order_id",
+    "parcel_id",
+    "stop_id",
+    "vehicle_id",
+    "carrier_id",
+    "depot_id",
+    "predicted",
+)
 
 
 def incident_to_dict(incident: Incident) -> dict[str, Any]:
@@ -75,9 +86,7 @@ def _context_from_dict(d: dict[str, Any]) -> Context:
     )
 
 
-def policy_inputs(
-    policy: PolicyTable, incident: Incident, context: Context
-) -> dict[str, Any]:
+def policy_inputs(policy: PolicyTable, incident: Incident, context: Context) -> dict[str, Any]:
     """What an exception decision records as its inputs."""
     rule = policy.classes.get(incident.cls)
     snapshot: dict[str, Any] = {"defaults": policy.defaults.model_dump(mode="json")}

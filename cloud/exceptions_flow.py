@@ -238,9 +238,15 @@ class ExceptionFlow:
             self.db.update_item(conn, item["item_id"], **changes)
             item = {**item, **changes}
         self.db.add_incident(
-            conn, incident.incident_id, item["item_id"], incident.cls.value, action.value,
-            source, incident.detail, incident.at_ms,
-        )  # fmt: skip
+            conn,
+            incident.incident_id,
+            item["item_id"],
+            incident.cls.value,
+            action.value,
+            source,
+            incident.detail,
+            incident.at_ms,
+        )
         if raised:
             event = WebhookEvent.exception_raised(
                 {**decision.as_dict(), "item_id": item["item_id"], "status": item["status"]}
@@ -248,8 +254,11 @@ class ExceptionFlow:
             self.db.add_outbox(conn, "webhook", event.event_id, _event_dict(event), now)
         log.info(
             "exception %s (%s) -> %s in %s",
-            incident.incident_id, incident.cls.value, action.value, item["item_id"],
-        )  # fmt: skip
+            incident.incident_id,
+            incident.cls.value,
+            action.value,
+            item["item_id"],
+        )
         return item
 
     def _record_auto(
@@ -276,16 +285,29 @@ class ExceptionFlow:
             if row is not None:
                 order = {
                     k: row[k]
-                    for k in ("order_id", "status", "depot_id", "day", "window_start",
-                              "window_end", "customer", "lat", "lon")
-                }  # fmt: skip
+                    for k in (
+                        "order_id",
+                        "status",
+                        "depot_id",
+                        "day",
+                        "window_start",
+                        "window_end",
+                        "customer",
+                        "lat",
+                        "lon",
+                    )
+                }
         vehicle: dict[str, Any] = {}
         if incident.vehicle_id:
             v = self.db.vehicle(incident.vehicle_id, conn)
             pos = self.db.position_of(incident.vehicle_id, conn)
             if v is not None:
-                vehicle = {"vehicle_id": v["vehicle_id"], "fleet_id": v["fleet_id"],
-                           "status": v["status"], "fleet_kind": v["kind"]}  # fmt: skip
+                vehicle = {
+                    "vehicle_id": v["vehicle_id"],
+                    "fleet_id": v["fleet_id"],
+                    "status": v["status"],
+                    "fleet_kind": v["kind"],
+                }
             if pos is not None:
                 vehicle["position"] = pos
         kind, value = incident.scope
@@ -323,8 +345,9 @@ class ExceptionFlow:
                     f"exception {item_id} was already {item['status'].replace('_', ' ')} by "
                     f"{who} at {item['decided_ms']}; it cannot be {_past(verb)} now"
                 )
-            approval = Approval(item_id, decision_from_inputs(item["context"]),
-                                created_ms=item["created_ms"])  # fmt: skip
+            approval = Approval(
+                item_id, decision_from_inputs(item["context"]), created_ms=item["created_ms"]
+            )
             if verb == "approve":
                 entry = approval.approve(by, why, at_ms=now)
             elif verb == "reject":
@@ -352,9 +375,16 @@ class ExceptionFlow:
                 now_ms=now,
             )
             self.db.update_item(
-                conn, item_id, status=entry["state"], decision_id=did, decided_by=who,
-                decided_why=entry["why"], chosen=entry["chosen"], decided_ms=now, updated_ms=now,
-            )  # fmt: skip
+                conn,
+                item_id,
+                status=entry["state"],
+                decision_id=did,
+                decided_by=who,
+                decided_why=entry["why"],
+                chosen=entry["chosen"],
+                decided_ms=now,
+                updated_ms=now,
+            )
         log.info("exception %s %s by %s", item_id, entry["state"], who)
         return {**entry, "item_id": item_id, "decision_id": did, "decided_by": who}
 

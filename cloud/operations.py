@@ -113,10 +113,12 @@ class Operations:
             open_in_development=settings.open_in_development,
         )
         channels: list[Channel] = [
-            LogChannel(), SmsLogStub(), PushLogStub(),
+            LogChannel(),
+            SmsLogStub(),
+            PushLogStub(),
             WebhookChannel(self.ops_settings.webhook_secret, timeout_s=settings.webhook_timeout_s),
             *settings.channels,
-        ]  # fmt: skip
+        ]
         self.channels = ChannelRouter(channels)
         self.webhooks = WebhookDispatcher(
             self._targets(),
@@ -170,11 +172,21 @@ class Operations:
         if e.proof and e.proof.signature_svg:
             proof["signature"] = True
         event = WebhookEvent.delivery_confirmed(
-            e.stop_id, e.at, proof, vehicle_id=peer, route_id=e.route_id,
-            carrier_id=self.db.carrier_of(e.stop_id, conn), lat=e.lat, lon=e.lon,
-        )  # fmt: skip
-        payload = {"event_id": event.event_id, "type": event.type,
-                   "created_ms": event.created_ms, "data": dict(event.data)}  # fmt: skip
+            e.stop_id,
+            e.at,
+            proof,
+            vehicle_id=peer,
+            route_id=e.route_id,
+            carrier_id=self.db.carrier_of(e.stop_id, conn),
+            lat=e.lat,
+            lon=e.lon,
+        )
+        payload = {
+            "event_id": event.event_id,
+            "type": event.type,
+            "created_ms": event.created_ms,
+            "data": dict(event.data),
+        }
         self.db.add_outbox(conn, "webhook", event.event_id, payload, self.c.now_ms())
 
     # -- the outbox ------------------------------------------------------------------------
@@ -193,7 +205,9 @@ class Operations:
                             WebhookEvent(p["type"], p["data"], p["event_id"], p["created_ms"])
                         )
                 except Exception:
-                    log.exception("ops outbox entry %s (%s) failed", entry["entry_id"], entry["kind"])
+                    log.exception(
+                        "ops outbox entry %s (%s) failed", entry["entry_id"], entry["kind"]
+                    )
                 with self.db.store.transaction() as conn:
                     self.db.outbox_done(conn, entry["entry_id"], self.c.now_ms())
                 done += 1
@@ -215,16 +229,23 @@ class Operations:
             preferences=tuple(contact.get("preferences") or ("log",)),
         )
         note = Notification(
-            recipient, row["subject"], row["text"], kind=row["kind"],
+            recipient,
+            row["subject"],
+            row["text"],
+            kind=row["kind"],
             data={"order_id": row["order_id"], "change": row["change"]},
             notification_id=notification_id,
-        )  # fmt: skip
+        )
         delivery = self.channels.send(note)
         with self.db.store.transaction() as conn:
             self.db.set_notification_sent(
-                conn, notification_id, "sent" if delivery.ok else "failed", delivery.channel,
-                delivery.detail, delivery.at_ms,
-            )  # fmt: skip
+                conn,
+                notification_id,
+                "sent" if delivery.ok else "failed",
+                delivery.channel,
+                delivery.detail,
+                delivery.at_ms,
+            )
 
     # -- webhook targets and customer contacts ---------------------------------------------
 
@@ -247,8 +268,15 @@ class Operations:
             WebhookTarget(target_id, url, secret, frozenset(events))
         except ValueError as exc:
             raise InvalidError(str(exc)) from None
-        row = {"target_id": target_id, "url": url, "secret": secret, "events": events,
-               "carrier_id": carrier_id, "created_by": by, "created_ms": self.c.now_ms()}  # fmt: skip
+        row = {
+            "target_id": target_id,
+            "url": url,
+            "secret": secret,
+            "events": events,
+            "carrier_id": carrier_id,
+            "created_by": by,
+            "created_ms": self.c.now_ms(),
+        }
         with self.db.store.transaction() as conn:
             self.db.put_webhook_target(conn, row)
         self.webhooks.targets = self._targets()

@@ -46,7 +46,7 @@ class OpsStore(StoreBase):
     def open_group(
         self, conn: sqlite3.Connection, group_key: str, since_ms: int
     ) -> dict[str, Any] | None:
-        """The newest undecided item of this cause whose last incident is at or after ``since_ms``."""
+        """The newest undecided item of this cause with an incident at or after ``since_ms``."""
         return _item(
             self.one(
                 conn,
@@ -67,7 +67,9 @@ class OpsStore(StoreBase):
         )
 
     def update_item(self, conn: sqlite3.Connection, item_id: str, **fields: Any) -> None:
-        row = {k: json.dumps(v, sort_keys=True) if k in _ITEM_JSON else v for k, v in fields.items()}
+        row = {
+            k: json.dumps(v, sort_keys=True) if k in _ITEM_JSON else v for k, v in fields.items()
+        }
         sets = ", ".join(f"{k} = ?" for k in row)
         conn.execute(
             f"UPDATE exception_items SET {sets} WHERE item_id = ?", (*row.values(), item_id)
@@ -181,7 +183,9 @@ class OpsStore(StoreBase):
         )
 
     def contact(self, conn: sqlite3.Connection | None, customer_id: str) -> dict[str, Any] | None:
-        row = self.one(conn, "SELECT * FROM customer_contacts WHERE customer_id = ?", (customer_id,))
+        row = self.one(
+            conn, "SELECT * FROM customer_contacts WHERE customer_id = ?", (customer_id,)
+        )
         if row is not None:
             row["preferences"] = json.loads(row["preferences"])
         return row
@@ -275,7 +279,9 @@ class OpsStore(StoreBase):
         return rows
 
     def deactivate_webhook_target(self, conn: sqlite3.Connection, target_id: str) -> bool:
-        cur = conn.execute("UPDATE webhook_targets SET active = 0 WHERE target_id = ?", (target_id,))
+        cur = conn.execute(
+            "UPDATE webhook_targets SET active = 0 WHERE target_id = ?", (target_id,)
+        )
         return cur.rowcount == 1
 
     def put_token(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:

@@ -92,8 +92,7 @@ class OverviewStore(StoreBase):
     def search_decisions(self, q: str | None, limit: int = 50) -> list[dict[str, Any]]:
         """Decisions, newest first; ``q`` matches id, kind, rule, who, status, trigger, applied."""
         cols = (
-            "decision_id, kind, rule, region, trigger, output, applied, approved_by, status, "
-            "at_ms"
+            "decision_id, kind, rule, region, trigger, output, applied, approved_by, status, at_ms"
         )
         if q:
             like = f"%{q}%"

@@ -1,0 +1,82 @@
+"""The ops dashboard: a login page, the page itself and its local assets, at ``/dashboard``.
+
+The page is static (``cloud/dashboard/``: HTML, CSS, JS, no external assets or map tiles)
+and polls ``/v1/dashboard/summary`` every 2 s with the session cookie set at login.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from cloud.api_access import COOKIE, Access
+from cloud.ops import AuthenticationError, Role
+
+__all__ = ["dashboard_router"]
+
+_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+
+
+def _asset(name: str) -> str:
+    return resources.files("cloud.dashboard").joinpath(name).read_text("utf-8")
+
+
+def dashboard_router(access: Access, *, secure_cookie: bool = False) -> APIRouter:
+    r = APIRouter(prefix="/dashboard", include_in_schema=False)
+    staff = {Role.OPS, Role.VIEWER}
+
+    @r.get("")
+    def page(request: Request) -> Response:
+        p = access.session(request)
+        if p is None or not p.roles & staff:
+            return RedirectResponse("/dashboard/login", status_code=303)
+        return HTMLResponse(_asset("index.html"), headers={"Cache-Control": "no-store"})
+
+    @r.get("/login")
+    def login_page(error: str | None = None) -> HTMLResponse:
+        html = _asset("login.html")
+        message = '<p class="error" id="login-error">Wrong user name or password.</p>'
+        return HTMLResponse(html.replace("<!--error-->", message if error else ""))
+
+    @r.post("/login")
+    def login(
+        username: Annotated[str, Form(max_length=200)],
+        password: Annotated[str, Form(max_length=500)],
+    ) -> Response:
+        try:
+            cookie = access.login(username, password)
+        except AuthenticationError:
+            return RedirectResponse("/dashboard/login?error=1", status_code=303)
+        out = RedirectResponse("/dashboard", status_code=303)
+        out.set_cookie(
+            COOKIE,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookie,
+            max_age=access.settings.session_max_age_s,
+            path="/",
+        )
+        return out
+
+    @r.post("/logout")
+    def logout() -> Response:
+        out = RedirectResponse("/dashboard/login", status_code=303)
+        out.delete_cookie(COOKIE, path="/")
+        return out
+
+    @r.get("/static/{name}")
+    def static(name: str) -> Response:
+        suffix = name[name.rfind(".") :] if "." in name else ""
+        if suffix not in _TYPES or "/" in name or name.startswith("."):
+            return Response(status_code=404)
+        try:
+            body = _asset(name)
+        except (FileNotFoundError, OSError):
+            return Response(status_code=404)
+        return Response(body, media_type=_TYPES[suffix])
+
+    return r

@@ -1,0 +1,239 @@
+"""The operations API: the exception queue and its approvals, customer notifications and
+windows, outgoing webhooks, carrier-scoped orders, API tokens, and the dashboard's summary.
+
+Every route needs a role (:mod:`cloud.api_access`). An approval for an exception someone
+already decided answers 409 naming who decided it and how.
+"""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from cloud.coordinator import Coordinator
+from cloud.errors import NotFoundError
+from cloud.ops import Principal, Role, visible_to
+
+__all__ = ["ops_router"]
+
+
+class DecideRequest(BaseModel):
+    why: str = Field(default="", max_length=2000)
+    by: str | None = Field(default=None, max_length=200)
+    """Defaults to the caller's name."""
+
+
+class OverrideRequest(DecideRequest):
+    option: str = Field(min_length=1, max_length=100)
+
+
+class TargetRequest(BaseModel):
+    url: str = Field(min_length=8, max_length=2000)
+    events: list[str] = Field(default_factory=list, max_length=10)
+
+
+class TokenRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    roles: list[Literal["ops", "viewer", "integration", "carrier"]] = Field(min_length=1)
+    carrier_id: str | None = None
+
+
+class ContactRequest(BaseModel):
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+    push_token: str | None = Field(default=None, max_length=400)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    preferences: list[Literal["email", "sms", "push", "webhook", "log"]] = Field(
+        default_factory=lambda: ["email"], min_length=1
+    )
+
+
+def ops_router(c: Coordinator) -> APIRouter:
+    r = APIRouter(prefix="/v1")
+    ops = c.operations
+    db = c.db
+    access = ops.access
+    reader = Depends(access.need(Role.VIEWER, Role.INTEGRATION, Role.OPS, Role.CARRIER))
+    staff = Depends(access.need(Role.VIEWER, Role.INTEGRATION, Role.OPS))
+    operator = Depends(access.need(Role.OPS))
+    integrator = Depends(access.need(Role.OPS, Role.INTEGRATION))
+
+    def scoped(p: Principal, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return visible_to(p, items, lambda i: i.get("carrier_id"))
+
+    # -- exceptions ------------------------------------------------------------------------
+
+    @r.get("/exceptions", tags=["exceptions"])
+    def exceptions(
+        p: Annotated[Principal, reader],
+        queue: bool = True,
+        status: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[dict[str, Any]]:
+        """The queue (items waiting for a person), or all items / one status."""
+        return scoped(p, db.exception_items(status, limit, queue=queue and status is None))
+
+    @r.get("/exceptions/stats", tags=["exceptions"])
+    def exception_stats(_p: Annotated[Principal, staff]) -> dict[str, Any]:
+        """Incidents by the policy's action and the share resolved without a person."""
+        return ops.exceptions.stats()
+
+    @r.get("/exceptions/{item_id}", tags=["exceptions"])
+    def exception(item_id: str, p: Annotated[Principal, reader]) -> dict[str, Any]:
+        item = db.exception_item(item_id)
+        if item is None or not scoped(p, [item]):
+            raise NotFoundError(f"no exception {item_id!r}")
+        return {**item, "incidents": db.incidents_of(item_id)}
+
+    def _decide(item_id: str, verb: str, p: Principal, req: DecideRequest, option: str | None):
+        by = req.by or p.name
+        return ops.exceptions.decide(item_id, verb, by, req.why, option)
+
+    @r.post("/exceptions/{item_id}/approve", tags=["exceptions"])
+    def approve(
+        item_id: str, p: Annotated[Principal, operator], req: DecideRequest | None = None
+    ) -> dict[str, Any]:
+        """Carry out the recommended option; recorded with who and why."""
+        return _decide(item_id, "approve", p, req or DecideRequest(), None)
+
+    @r.post("/exceptions/{item_id}/reject", tags=["exceptions"])
+    def reject(
+        item_id: str, p: Annotated[Principal, operator], req: DecideRequest
+    ) -> dict[str, Any]:
+        """Carry out nothing; a reason is required."""
+        return _decide(item_id, "reject", p, req, None)
+
+    @r.post("/exceptions/{item_id}/override", tags=["exceptions"])
+    def override(
+        item_id: str, p: Annotated[Principal, operator], req: OverrideRequest
+    ) -> dict[str, Any]:
+        """Carry out another offered option; a reason is required."""
+        return _decide(item_id, "override", p, req, req.option)
+
+    # -- customers -------------------------------------------------------------------------
+
+    @r.get("/notifications", tags=["customers"])
+    def notifications(
+        p: Annotated[Principal, reader],
+        order_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[dict[str, Any]]:
+        """Customer notifications, each with the ETA change that caused it."""
+        rows = db.notifications(order_id, limit)
+        if p.carrier_id is not None:
+            rows = [n for n in rows if db.carrier_of(n["order_id"]) == p.carrier_id]
+        return rows
+
+    @r.get("/orders/{order_id}/eta", tags=["customers"])
+    def order_eta(order_id: str, p: Annotated[Principal, reader]) -> dict[str, Any]:
+        """The customer-facing window beside the operational ETA."""
+        access.check_carrier(p, order_id)
+        found = ops.etas.window_of(order_id)
+        if found is None:
+            raise NotFoundError(f"no ETA for order {order_id!r} yet")
+        return found
+
+    @r.put("/customers/{customer_id}/contact", tags=["customers"])
+    def put_contact(
+        customer_id: str, req: ContactRequest, _p: Annotated[Principal, integrator]
+    ) -> dict[str, Any]:
+        """How a customer prefers to hear about their delivery (first working one is used)."""
+        row = {"customer_id": customer_id, **req.model_dump(), "updated_ms": c.now_ms()}
+        with c.store.transaction() as conn:
+            db.put_contact(conn, row)
+        return row
+
+    # -- carriers --------------------------------------------------------------------------
+
+    @r.get("/carrier/orders", tags=["carriers"])
+    def carrier_orders(
+        p: Annotated[Principal, reader], carrier_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A carrier's orders: its own for a carrier token; any carrier's for staff."""
+        if p.carrier_id is not None:
+            if carrier_id not in (None, p.carrier_id):
+                raise HTTPException(403, f"{p.name} is scoped to carrier {p.carrier_id}")
+            carrier_id = p.carrier_id
+        if carrier_id is None:
+            raise HTTPException(422, "carrier_id is required")
+        return db.carrier_orders(carrier_id)
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    @r.post("/webhooks", status_code=201, tags=["webhooks"])
+    def add_target(req: TargetRequest, p: Annotated[Principal, integrator]) -> dict[str, Any]:
+        """Register a target; events: delivery.confirmed, exception.raised, eta.changed (none:
+        all). The answer holds the signing secret, shown once."""
+        return ops.register_target(req.url, req.events, p.name, p.carrier_id)
+
+    @r.get("/webhooks", tags=["webhooks"])
+    def targets(_p: Annotated[Principal, integrator]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in t.items() if k != "secret"} for t in db.webhook_targets()]
+
+    @r.delete("/webhooks/{target_id}", tags=["webhooks"])
+    def remove_target(target_id: str, _p: Annotated[Principal, integrator]) -> dict[str, Any]:
+        ops.remove_target(target_id)
+        return {"target_id": target_id, "active": False}
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    @r.post("/tokens", status_code=201, tags=["access"])
+    def issue_token(req: TokenRequest, _p: Annotated[Principal, operator]) -> dict[str, Any]:
+        """A new API token; the clear text is in this answer only."""
+        clear, record = access.issue(req.name, req.roles, carrier_id=req.carrier_id)
+        return {
+            "token": clear,
+            "token_id": record.token_id,
+            "roles": list(record.roles),
+            "carrier_id": record.carrier_id,
+        }
+
+    @r.delete("/tokens/{token_id}", tags=["access"])
+    def revoke_token(token_id: str, _p: Annotated[Principal, operator]) -> dict[str, Any]:
+        access.revoke(token_id)
+        return {"token_id": token_id, "revoked": True}
+
+    @r.get("/whoami", tags=["access"])
+    def whoami(p: Annotated[Principal, reader]) -> dict[str, Any]:
+        return access.describe(p)
+
+    # -- dashboard -------------------------------------------------------------------------
+
+    @r.get("/dashboard/summary", tags=["dashboard"])
+    def summary(p: Annotated[Principal, staff], q: str | None = None) -> dict[str, Any]:
+        """Everything the ops dashboard shows, in one read."""
+        vehicles = db.vehicle_overview()
+        for v in vehicles:
+            v["pending_sync"] = c.node.pending(v["vehicle_id"])
+        routes = [
+            {
+                "vehicle_id": plan.vehicle_id,
+                "route_id": plan.route_id,
+                "version": plan.version,
+                "depot": [plan.depot.lat, plan.depot.lon],
+                "stops": [[s.stop_id, s.location.lat, s.location.lon] for s in plan.stops],
+            }
+            for plan in db.current_plans()
+        ]
+        done = {
+            r["stop_id"]: r["status"] for r in db.query("SELECT stop_id, status FROM stop_facts")
+        }
+        for route in routes:
+            for s in route["stops"]:
+                s.append(done.get(s[0], "open"))
+        return {
+            "now_ms": c.now_ms(),
+            "user": access.describe(p),
+            "sync": {"connected": c.node.connected, "pending_down": c.node.pending()},
+            "depots": db.depots(),
+            "vehicles": vehicles,
+            "routes": routes,
+            "orders": db.orders_by_state(),
+            "fleets": db.fleet_overview(),
+            "queue": db.exception_items(queue=True, limit=100),
+            "stats": ops.exceptions.stats(),
+            "decisions": db.search_decisions(q, 50),
+            "notifications": db.notifications(None, 20),
+        }
+
+    return r
