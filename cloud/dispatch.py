@@ -4,7 +4,11 @@ The morning plan and every rebalance solve a region's snapshot (:mod:`cloud.snap
 :mod:`cloud.planning`: bounded, seeded, warm-started from the current plan, with a stability
 cost per order moved off its current vehicle, so a rebalance changes as little as it needs.
 Regions are independent problems (decomposition by depot), so a day scales with its depots
-and a rebalance re-solves only the regions its triggers name.
+and a rebalance re-solves only the regions its triggers name. Several regions are solved in
+parallel child processes (``DispatchSettings.workers``; the solvers hold the GIL): every
+snapshot is taken first, the solves run side by side, then each result is applied and
+recorded in turn. A solve stopped by its iteration limit gives the same plan in a worker
+as in this process, so decisions still replay exactly.
 
 Triggers (queued in the store, handled by :meth:`Dispatcher.rebalance_pending`): a carrier
 or courier outage, a vehicle breakdown, a van predicted late (its sequence reports'
@@ -21,14 +25,14 @@ the facts say (listed under ``applied.skipped_final``).
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cloud.decisions import record, solve_snapshot
+from cloud.decisions import record
 from cloud.errors import ConflictError, InvalidError, NotFoundError
 from cloud.geo import TravelModel, day_start
+from cloud.regions import solve_regions
 from cloud.route_plans import build_van_plan, emit_plan, stop_set
 from cloud.rules import RULES
 from cloud.snapshot import build_snapshot, route_id_for
@@ -37,14 +41,20 @@ from sync import Tx
 
 if TYPE_CHECKING:
     from cloud.coordinator import Coordinator
+    from cloud.planning import PlanResult
 
 __all__ = ["DispatchSettings", "Dispatcher"]
+
+_Job = tuple[str, str, dict[str, Any], list[int]]
+"""(depot id, day, trigger, trigger ids) of one region to solve."""
 
 
 @dataclass(frozen=True, slots=True)
 class DispatchSettings:
     """How the coordinator plans. ``iterations`` stops PyVRP's search (reproducible);
-    ``time_limit_s`` is the safety bound that should never be reached."""
+    ``time_limit_s`` is the safety bound that should never be reached. ``workers`` is how
+    many regions are solved at once in worker processes (1: one after another, in process).
+    """
 
     time_limit_s: float = 60.0
     iterations: int = 1000
@@ -52,6 +62,7 @@ class DispatchSettings:
     solver: str = "auto"
     stability_cost: int = 2_000
     late_threshold_s: int = 900
+    workers: int = 2
     travel: TravelModel = field(default_factory=TravelModel)
 
     def params(self) -> dict[str, Any]:
@@ -83,14 +94,14 @@ class Dispatcher:
             if self.db.depot(d) is None:
                 raise InvalidError(f"unknown depot {d!r}")
         trigger = {"kind": "morning_plan", "day": day}
-        return [self._solve(d, day, "plan", trigger, [], approved_by) for d in regions]
+        return self._solve([(d, day, trigger, []) for d in regions], "plan", approved_by)
 
     def rebalance_pending(self, approved_by: str = "policy:rebalance") -> list[dict[str, Any]]:
         """Handle every queued trigger: one rebalance per region they name."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for t in self.db.open_triggers():
             groups[(t["depot_id"], t["day"])].append(t)
-        out = []
+        jobs: list[_Job] = []
         for (depot, day), ts in sorted(groups.items()):
             trigger = {
                 "kind": "events",
@@ -98,9 +109,8 @@ class Dispatcher:
                     {"kind": t["kind"], "subject": t["subject"], "detail": t["detail"]} for t in ts
                 ],
             }
-            ids = [t["trigger_id"] for t in ts]
-            out.append(self._solve(depot, day, "rebalance", trigger, ids, approved_by))
-        return out
+            jobs.append((depot, day, trigger, [t["trigger_id"] for t in ts]))
+        return self._solve(jobs, "rebalance", approved_by) if jobs else []
 
     def fleet_status(self, fleet_id: str, status: str, day: str) -> None:
         """A carrier or courier fleet goes down (its open orders move) or comes back."""
@@ -210,44 +220,52 @@ class Dispatcher:
             self.db, depot_id, day, int(self.c.clock()), s.travel, s.stability_cost
         )
 
-    def _solve(
-        self,
-        depot_id: str,
-        day: str,
-        kind: str,
-        trigger: dict[str, Any],
-        trigger_ids: list[int],
-        approved_by: str,
-    ) -> dict[str, Any]:
+    def _solve(self, jobs: list[_Job], kind: str, approved_by: str) -> list[dict[str, Any]]:
+        """Snapshot every region, solve them (in parallel), then apply and record each."""
         with self._lock:
-            snap = self._snapshot(depot_id, day)
+            snaps = [self._snapshot(depot_id, day) for depot_id, day, _, _ in jobs]
             params = self.settings.params()
-            t0 = time.perf_counter()
-            output, result = solve_snapshot(snap, params)
-            seconds = time.perf_counter() - t0
-            bound = "time" if result.seconds >= 0.95 * params["time_limit_s"] else "iterations"
-            now = self.c.now_ms()
-            with self.c.node.transaction() as tx:
-                applied = self._apply(tx, snap, output, now)
-                did = record(
-                    self.db,
-                    tx.conn,
-                    kind=kind,
-                    rule="solve",
-                    trigger=trigger,
-                    inputs=snap,
-                    output=output,
-                    applied=applied["summary"],
-                    approved_by=approved_by,
-                    now_ms=now,
-                    region=f"{depot_id}/{day}",
-                    solver=result.solver,
-                    params={**params, "stopped_by": bound},
-                    status=output["status"],
-                    seconds=seconds,
-                    decision_id=applied["decision_id"],
-                )
-                self.db.close_triggers(tx.conn, trigger_ids, did)
+            solved = solve_regions(snaps, params, self.settings.workers)
+            return [
+                self._record(job, snap, params, kind, approved_by, *res)
+                for job, snap, res in zip(jobs, snaps, solved, strict=True)
+            ]
+
+    def _record(
+        self,
+        job: _Job,
+        snap: dict[str, Any],
+        params: dict[str, Any],
+        kind: str,
+        approved_by: str,
+        output: dict[str, Any],
+        result: PlanResult,
+        seconds: float,
+    ) -> dict[str, Any]:
+        depot_id, day, trigger, trigger_ids = job
+        bound = "time" if result.seconds >= 0.95 * params["time_limit_s"] else "iterations"
+        now = self.c.now_ms()
+        with self.c.node.transaction() as tx:
+            applied = self._apply(tx, snap, output, now)
+            did = record(
+                self.db,
+                tx.conn,
+                kind=kind,
+                rule="solve",
+                trigger=trigger,
+                inputs=snap,
+                output=output,
+                applied=applied["summary"],
+                approved_by=approved_by,
+                now_ms=now,
+                region=f"{depot_id}/{day}",
+                solver=result.solver,
+                params={**params, "stopped_by": bound},
+                status=output["status"],
+                seconds=seconds,
+                decision_id=applied["decision_id"],
+            )
+            self.db.close_triggers(tx.conn, trigger_ids, did)
         return {
             "decision_id": did,
             "region": f"{depot_id}/{day}",
