@@ -1,11 +1,13 @@
 """The coordinator's day: 1,000 orders over 50 vehicles of three fleet kinds, planned and
 rebalanced after a carrier outage, through the real store, dispatcher and decision record.
 
-Four depots (regions) of 250 orders each; per depot 9 own vans, one 3PL carrier and 3 gig
-couriers (36 vans + 4 carriers + 12 couriers = 52 planning vehicles, 50 of them vehicles
-with a driver plus the carriers). No broker: plans wait in the outbox. Prints figures.
+Four depots (regions) of 250 orders each; per depot 8 or 9 own vans (9 at the first two),
+one 3PL carrier and 3 gig couriers: 34 vans + 4 carriers + 12 couriers = 50 planning
+vehicles of three fleet kinds. Regions are solved ``--workers`` at a time in child
+processes (default 2, the machine's cores). No broker: plans wait in the outbox. Prints
+figures.
 
-    .venv/bin/python -m bench.coordinator [--quick]
+    .venv/bin/python -m bench.coordinator [--quick] [--workers 2]
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from cloud.intake import parse_order, take_orders
 
 DAY = "2026-03-02"
 D0 = day_start(DAY)
+VANS = (9, 9, 8, 8)
+"""Own vans per depot: with a carrier and 3 couriers each, 50 vehicles in all."""
 DEPOTS = {"ams": (52.37, 4.89), "rtm": (51.92, 4.48), "utr": (52.09, 5.12), "dhg": (52.07, 4.30)}
+VEHICLES = sum(VANS) + 4 * len(DEPOTS)
 
 
 def build(c: Coordinator, orders_per_depot: int, rng: random.Random) -> None:
     with c.store.transaction() as conn:
-        for d, (lat, lon) in DEPOTS.items():
+        for i, (d, (lat, lon)) in enumerate(DEPOTS.items()):
             c.db.put_depot(conn, d, d, lat, lon, None, 0)
             c.db.put_fleet(
                 conn,
@@ -54,7 +59,7 @@ def build(c: Coordinator, orders_per_depot: int, rng: random.Random) -> None:
                 0,
             )
             c.db.put_fleet(conn, f"{d}-gig", "gig", d, {"price_per_drop": 600}, 0)
-            for k in range(9):
+            for k in range(VANS[i]):
                 c.db.put_vehicle(
                     conn,
                     f"{d}-van{k}",
@@ -102,12 +107,15 @@ def build(c: Coordinator, orders_per_depot: int, rng: random.Random) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="200 orders, fewer iterations")
+    ap.add_argument("--workers", type=int, default=2, help="regions solved at once")
     args = ap.parse_args()
     per_depot, iters = (50, 300) if args.quick else (250, 1000)
     with tempfile.TemporaryDirectory() as tmp:
         settings = CloudSettings(
             db_path=Path(tmp) / "cloud.db", broker=None,
-            dispatch=DispatchSettings(iterations=iters, time_limit_s=120.0, seed=7),
+            dispatch=DispatchSettings(
+                iterations=iters, time_limit_s=120.0, seed=7, workers=args.workers
+            ),
         )  # fmt: skip
         c = Coordinator(settings, clock=lambda: D0 + 7 * 3600)
         t = time.perf_counter()
@@ -121,7 +129,11 @@ def main() -> None:
                 f"plan {p['region']}: {p['status']}, {p['orders']} orders, "
                 f"{p['unplanned']} unplanned, {len(p['versions'])} vans, {p['seconds']:.2f} s"
             )
-        print(f"morning plan, {len(plans)} regions: {total:.2f} s")
+        print(
+            f"morning plan, {len(plans)} regions, {args.workers} at a time: {total:.2f} s; "
+            f"vehicles: {VEHICLES} ({sum(VANS)} vans, {len(DEPOTS)} carriers, "
+            f"{3 * len(DEPOTS)} gig couriers)"
+        )
         carrier = [a["order_id"] for a in c.db.assignments(vehicle_id="ams-3pl")]
         t = time.perf_counter()
         c.dispatch.fleet_status("ams-3pl", "down", DAY)
