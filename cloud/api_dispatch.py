@@ -7,17 +7,18 @@ answers the same (201 both times); the same id with a different body is 409. Bad
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
 from cloud.coordinator import Coordinator
 from cloud.decisions import replay
-from cloud.errors import InvalidError, NotFoundError
+from cloud.errors import ConflictError, InvalidError, NotFoundError
 from cloud.geo import day_of
 from cloud.intake import WindowIn, cancel, parse_order, reschedule, take_orders
 from cloud.network import DepotIn, FleetIn, VehicleIn, validate_spec, validate_terms
+from cloud.store import DONE
 
 __all__ = ["dispatch_router"]
 
@@ -33,6 +34,12 @@ class AssignRequest(BaseModel):
     vehicle_id: str
     approved_by: str = Field(min_length=1, max_length=200)
     handover: bool = False
+
+
+class OutcomeRequest(BaseModel):
+    status: Literal["delivered", "failed", "picked_up"]
+    by: str = Field(min_length=1, max_length=200)
+    reason: str | None = Field(default=None, max_length=200)
 
 
 class StatusRequest(BaseModel):
@@ -130,6 +137,26 @@ def dispatch_router(c: Coordinator) -> APIRouter:
     @r.post("/orders/{order_id}/reschedule")
     def reschedule_order(order_id: str, window: WindowIn) -> dict[str, Any]:
         return reschedule(c.store, db, order_id, window, c.now_ms())
+
+    @r.post("/orders/{order_id}/outcome")
+    def order_outcome(order_id: str, req: OutcomeRequest) -> dict[str, Any]:
+        """A 3PL's or courier's system reports what happened at a stop (a field fact)."""
+        with c.store.transaction() as conn:
+            row = db.order(order_id, conn)
+            if row is None:
+                raise NotFoundError(f"no order {order_id!r}")
+            if row["status"] in DONE:
+                if row["status"] == req.status:
+                    return {"order_id": order_id, "status": req.status, "duplicate": True}
+                raise ConflictError(f"order {order_id!r} is already {row['status']}")
+            db.set_order_status(conn, order_id, req.status, req.reason, c.now_ms(), req.by)
+        return {"order_id": order_id, "status": req.status, "duplicate": False}
+
+    @r.post("/vehicles/{vehicle_id}/restore")
+    def vehicle_back(vehicle_id: str, req: StatusRequest, rebalance: bool = True) -> dict[str, Any]:
+        if not c.dispatch.vehicle_status(vehicle_id, "active", today(req.day), req.reason):
+            raise NotFoundError(f"no vehicle {vehicle_id!r}")
+        return {"vehicle_id": vehicle_id, "status": "active", "rebalanced": _maybe(c, rebalance)}
 
     @r.post("/assign")
     def assign(req: AssignRequest) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -69,14 +70,23 @@ def _run_service(
 
 def _cmd_cloud(args: argparse.Namespace) -> int:
     from cloud import CloudSettings, Coordinator, create_api
+    from cloud.dispatch import DispatchSettings
     from sync import parse_broker_url
 
     settings = CloudSettings(
         db_path=Path(args.db),
         broker=parse_broker_url(args.broker),
         rebalance_interval_s=args.rebalance_every or None,
+        dispatch=DispatchSettings(
+            time_limit_s=args.plan_time_limit, iterations=args.plan_iterations
+        ),
     )
-    coordinator = Coordinator(settings)
+    clock: Callable[[], float] = time.time
+    if args.sim_start is not None:
+        from firmware_sim.world.clock import SimClock
+
+        clock = SimClock(args.sim_start, args.speed, real_start=args.sim_anchor)
+    coordinator = Coordinator(settings, clock=clock)
     log.info("cloud coordinator: store %s, broker %s", args.db, settings.broker.url)  # type: ignore[union-attr]
     app = create_api(coordinator) if args.http else None
     return _run_service(coordinator.start, coordinator.stop, app, args.http)
@@ -165,6 +175,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="S",
         help="work through queued rebalancing triggers every S seconds (0: only on request)",
+    )
+    p.add_argument("--plan-iterations", type=int, default=1000, help="planner iterations per solve")
+    p.add_argument(
+        "--plan-time-limit", type=float, default=60.0, help="planner time limit per solve, s"
+    )
+    p.add_argument(
+        "--sim-start",
+        type=float,
+        metavar="EPOCH",
+        help="simulated time: the coordinator's clock reads EPOCH at --sim-anchor (demo)",
+    )
+    p.add_argument(
+        "--sim-anchor",
+        type=float,
+        metavar="EPOCH",
+        help="machine time at which the clock reads --sim-start (default: now)",
+    )
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per second (with --sim-start)"
     )
     p.set_defaults(func=_cmd_cloud)
 
