@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -112,6 +113,7 @@ def _cloud(url: str, db: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "wayline", "cloud", "--broker", url, "--db", str(db)],
+            env={**os.environ, "WAYLINE_ENV": "development"},  # a local benchmark cloud
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

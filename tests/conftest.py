@@ -38,6 +38,10 @@ import pytest
 
 from tests.helpers import BrokerError, MosquittoBroker
 
+# Tests run the coordinator on loopback with development secrets; the processes they start
+# inherit this. Anywhere else, an unset WAYLINE_ENV means production.
+os.environ["WAYLINE_ENV"] = "development"
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -242,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from cloud.errors import CloudError
+    from cloud.ops import OpsError
     from edge.errors import EdgeError
     from sync import SyncError
 
@@ -250,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _logging(args.verbose)
     try:
         return int(args.func(args))
-    except (SyncError, EdgeError, CloudError, OSError, ValueError) as exc:
+    except (SyncError, EdgeError, CloudError, OpsError, OSError, ValueError) as exc:
         print(f"wayline {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
