@@ -21,7 +21,7 @@ from cloud.dispatch import Dispatcher, DispatchSettings
 from cloud.errors import ConflictError
 from cloud.operations import Operations, OperationsSettings
 from cloud.repair import Repairs
-from cloud.route_plans import emit_plan
+from cloud.route_plans import emit_plan, with_load_positions
 from cloud.store import CloudStore
 from protocol import (
     DeviceStateEnvelope,
@@ -122,6 +122,8 @@ class Coordinator:
         elif isinstance(envelope, ExceptionEnvelope):
             self.db.record_exception(conn, peer, envelope.body)
             self.repairs.on_exception(tx, peer, envelope.body)
+            if envelope.body.category == "ready_to_depart" and envelope.body.vehicle_id:
+                self._send_load_positions(tx, envelope.body.vehicle_id)
         elif isinstance(envelope, ParcelScanEnvelope):
             self.repairs.on_scan(tx, peer, envelope.body)
             self.db.record_scan(conn, peer, envelope.body)
@@ -152,6 +154,15 @@ class Coordinator:
         finally:
             conn.execute("RELEASE operations")
         ops.wake()
+
+    def _send_load_positions(self, tx: Tx, vehicle_id: str) -> None:
+        """The depot released the van: its plan goes down again with each parcel's place."""
+        plan = self.db.latest_plan_of(vehicle_id, tx.conn)
+        if plan is None:
+            return
+        placed = with_load_positions(self.db, tx.conn, plan)
+        if placed is not None:
+            emit_plan(self.db, tx, placed, self.now_ms())
 
     def on_state(self, tx: Tx, peer: str, envelope: DeviceStateEnvelope) -> None:
         first = not self.db.known_device(peer, tx.conn)

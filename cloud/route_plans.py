@@ -16,7 +16,7 @@ from cloud.store import CloudStore
 from protocol import Location, Parcel, PlannedStop, RoutePlan, TimeWindow
 from sync import Tx
 
-__all__ = ["build_van_plan", "emit_plan", "stop_set", "without_stop"]
+__all__ = ["build_van_plan", "emit_plan", "stop_set", "with_load_positions", "without_stop"]
 
 
 def build_van_plan(
@@ -33,6 +33,9 @@ def build_van_plan(
     d0 = day_start(day)
     spec = vehicle["spec"]
     rows = db.stops_of(order_ids, conn)
+    depth = db.load_positions(
+        [p["parcel_id"] for oid in order_ids for p in rows[oid]["parcels"]], conn
+    )
     stops = []
     for oid in order_ids:
         s = rows[oid]
@@ -54,6 +57,7 @@ def build_van_plan(
                         weight_kg=p["weight_kg"],
                         volume_l=p["volume_l"],
                         cold_chain=bool(p["cold_chain"]),
+                        load_position=depth.get(p["parcel_id"]),
                     )
                     for p in s["parcels"]
                 ),
@@ -71,6 +75,29 @@ def build_van_plan(
         capacity_kg=float(min(spec["capacity"], 10_000)),
         stops=tuple(stops),
     )
+
+
+def with_load_positions(
+    db: CloudStore, conn: sqlite3.Connection, plan: RoutePlan
+) -> RoutePlan | None:
+    """The next version of ``plan`` with each parcel's load position from the depot's
+    ``loaded`` scans, so the van's re-sequencer can weigh how deep a parcel sits; None
+    when the positions are already what the van has."""
+    depth = db.load_positions([p.parcel_id for s in plan.stops for p in s.parcels], conn)
+    stops = tuple(
+        s.model_copy(
+            update={
+                "parcels": tuple(
+                    p.model_copy(update={"load_position": depth.get(p.parcel_id, p.load_position)})
+                    for p in s.parcels
+                )
+            }
+        )
+        for s in plan.stops
+    )
+    if stops == plan.stops:
+        return None
+    return plan.model_copy(update={"version": plan.version + 1, "stops": stops})
 
 
 def stop_set(plan: RoutePlan | None) -> set[tuple[Any, ...]]:

@@ -61,3 +61,46 @@ def test_sorters_get_the_plans_of_their_vans(mosquitto: MosquittoBroker, tmp_pat
             if agent is not None:
                 agent.stop()
         cloud.stop()
+
+
+def test_a_released_van_learns_where_each_parcel_sits(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    from edge.vehicle import VehicleAgent, VehicleSettings
+
+    url = parse_broker_url(mosquitto.url)
+    cloud = Coordinator(CloudSettings(db_path=tmp_path / "cloud.db", broker=url, sync=FAST))
+    sorter = depot(tmp_path, unique_id("depot"), mosquitto.url)
+    van_id = unique_id("van")
+    van = VehicleAgent(
+        VehicleSettings(vehicle_id=van_id, db_path=tmp_path / "van.db", broker=url, sync=FAST)
+    )
+    for part in (cloud, sorter, van):
+        part.start()
+    try:
+        wait_for(lambda: sorter.depot_id in cloud.db.depot_devices(), timeout=20)
+        plan = route_plan(2, 8).model_copy(update={"vehicle_id": van_id, "route_id": f"R-{van_id}"})
+        cloud.send_plan(plan)
+        wait_for(lambda: van.book.route() is not None, timeout=20)
+        wait_for(lambda: any(v["vehicle_id"] == van_id for v in sorter.vehicles()), timeout=20)
+        for stop in plan.stops:
+            for parcel in stop.parcels:
+                assert sorter.scan(parcel.barcode)["result"] == "ok"
+        sorter.release(van_id)
+
+        def positions() -> dict[str, int | None]:
+            return {
+                p["parcel_id"]: p["load_position"]
+                for s in plan.stops
+                for p in van.book.parcels(s.stop_id)
+            }
+
+        wait_for(lambda: all(positions().values()), timeout=30)
+        assert van.book.route()["version"] == 2
+        placed = positions()
+        assert len(set(placed.values())) == len(placed)  # one place per parcel
+        first, last = plan.stops[0].parcels[0], plan.stops[-1].parcels[0]
+        assert placed[first.parcel_id] < placed[last.parcel_id]  # first delivery nearest the door
+    finally:
+        for part in (van, sorter, cloud):
+            part.stop()

@@ -152,6 +152,22 @@ class DeviceFacts(StoreBase):
 
     # -- reads -----------------------------------------------------------------------------
 
+    def load_positions(
+        self, parcel_ids: list[str], conn: sqlite3.Connection | None = None
+    ) -> dict[str, int]:
+        """Where each parcel sits in its van (1 = nearest the door), from the depot's last
+        ``loaded`` scan of it."""
+        if not parcel_ids:
+            return {}
+        marks = ",".join("?" * len(parcel_ids))
+        rows = self.rows(
+            conn,
+            f"SELECT parcel_id, position FROM scans WHERE result = 'loaded' "
+            f"AND position IS NOT NULL AND parcel_id IN ({marks}) ORDER BY at_ms",
+            tuple(parcel_ids),
+        )
+        return {str(r["parcel_id"]): int(r["position"]) for r in rows}
+
     def known_device(self, device: str, conn: sqlite3.Connection | None = None) -> bool:
         return (
             self.one(conn, "SELECT 1 AS x FROM devices WHERE device_id = ?", (device,)) is not None
