@@ -84,3 +84,8 @@ def test_demo_day_reports_its_goals(tmp_path: Path) -> None:
         assert (report / f"{name}.png").stat().st_size > 1000
     assert "Wayline against the baselines" in (report / "report.html").read_text()
     assert "lost / twice 0 / 0" in out.stdout
+    for log in (tmp_path / "work").glob("*.log"):  # a logged ERROR in any process fails
+        errors = [
+            line for line in log.read_text(errors="replace").splitlines() if " ERROR " in line
+        ]
+        assert not errors, f"{log.name}: {errors[:3]}"

@@ -34,6 +34,8 @@ AT_DOOR_KM = 0.03
 POLL_S = 0.05
 TRAFFIC_EVERY_S = 300.0
 NO_ANSWER_SERVICE_S = 90
+SAMPLE_S = 0.3
+"""Machine seconds between samples of the modem while the driver waits at a door."""
 CUT_AT = (4, 12)
 """The n-th doorstep of each van at which the power goes mid-tap."""
 
@@ -177,9 +179,16 @@ class VanDriver(threading.Thread):
                 time.sleep(0.2)
 
     def _sleep_until(self, t_of_day: float) -> None:
-        wait = self.clock.real_seconds(t_of_day - self.tod())
-        if wait > 0:
-            self.stop_event.wait(min(wait, 600))
+        """Wait at the door; the modem is still sampled, the van may be in a dead zone."""
+        for _ in range(100_000):
+            wait = self.clock.real_seconds(t_of_day - self.tod())
+            if wait <= 0 or self.stop_event.wait(min(wait, SAMPLE_S)):
+                return
+            try:
+                modem = self.gw.sim_state().get("modem") or {}
+                self.log.online.append((self.tod(), bool(modem.get("online", True))))
+            except OSError:
+                pass
 
     def final_stats(self) -> None:
         try:

@@ -32,6 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 REBALANCE_EVERY_S = 2.0
 SLOW_S = 0.5
+STARTUP_SHARE = 0.8
+"""Share of a gateway's start-up spent before its clock starts (imports, settings)."""
 
 
 class HttpError(OSError):
@@ -62,7 +64,7 @@ class CloudApi:
         finally:
             took = time.monotonic() - t0
             if took > SLOW_S:
-                log.info("%s %s took %.1f s", method, path, took)
+                log.debug("%s %s took %.1f s", method, path, took)
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)
@@ -83,6 +85,8 @@ class DayProcesses:
     cloud_api: CloudApi | None = None
     depot: subprocess.Popen[bytes] | None = None
     gateways: dict[str, GatewayProcess] = field(default_factory=dict)
+    startup_s: float = 2.0
+    """How long the last gateway took from spawn to answering."""
 
     def start_broker(self, external: str | None) -> str:
         if external:
@@ -145,11 +149,18 @@ class DayProcesses:
         return gw
 
     def power_up(self, gw: GatewayProcess, at: tuple[float, float] | None = None) -> None:
-        """(Re)start a gateway with its clock set to now, parked where the van stands."""
-        _set_flag(gw.args, "--sim-start", repr(self.clock()))
+        """(Re)start a gateway with its clock set to now, parked where the van stands.
+
+        The gateway's clock starts when its process has imported its code, a second or
+        two after the spawn: ``--sim-start`` leads by the last power-up's time, so the
+        van's clock and the world's agree to a fraction of that."""
+        lead = self.clock.speed * self.startup_s * STARTUP_SHARE
+        _set_flag(gw.args, "--sim-start", repr(self.clock() + lead))
         if at is not None:
             _set_flag(gw.args, "--start", f"{at[0]},{at[1]}")
+        t0 = time.monotonic()
         gw.start(START_TIMEOUT_S)
+        self.startup_s = time.monotonic() - t0
 
     def stop(self) -> None:
         for gw in self.gateways.values():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.patches import Ellipse
 
 from firmware_sim.day.outcomes import VehicleDay, window_of
 from firmware_sim.world import World
@@ -87,9 +89,10 @@ def _routes(out: Path, world: World, days: list[VehicleDay]) -> Path:
     for e in world.scenario.events:
         area = world.area_of(e)
         if area is not None:
-            r_deg = area[2] / 111.32
             color = "red" if e.kind == "jam" else "purple"
-            ax.add_patch(plt.Circle((area[1], area[0]), r_deg * 1.6, color=color, alpha=0.12))
+            height = 2 * area[2] / 111.32
+            width = height / math.cos(math.radians(area[0]))
+            ax.add_patch(Ellipse((area[1], area[0]), width, height, color=color, alpha=0.12))
             ax.annotate(e.kind.replace("_", " "), (area[1], area[0]), color=color, fontsize=8)
     depot = world.scenario.depots[0]
     ax.plot(depot.lon, depot.lat, "k*", ms=14, label="depot")
