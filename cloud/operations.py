@@ -16,7 +16,6 @@ Nothing here ever runs inside ingest except the writes to the store.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import sqlite3
 import threading
@@ -63,8 +62,8 @@ class OperationsSettings:
     """Settings of the coordinator's operations (part of ``CloudSettings``)."""
 
     ops: OpsSettings | None = None
-    """Environment and secrets; None: ``OpsSettings.from_env()`` when ``WAYLINE_ENV`` is
-    set, else development (logged as a warning)."""
+    """Environment and secrets; None: ``OpsSettings.from_env()`` (production unless
+    ``WAYLINE_ENV=development``)."""
     policy_path: Path | None = None
     """The exception policy file; None: the policy that ships with Wayline."""
     eta: EtaSettings | None = None
@@ -82,12 +81,12 @@ class OperationsSettings:
 
 
 def resolve_ops_settings(settings: OperationsSettings) -> OpsSettings:
+    """The given settings, else the environment's: production unless ``WAYLINE_ENV`` says
+    ``development``, so a deployment that forgets it refuses to start on default secrets
+    rather than serving an open API."""
     if settings.ops is not None:
         return settings.ops
-    if "WAYLINE_ENV" in os.environ:
-        return OpsSettings.from_env()
-    log.warning("WAYLINE_ENV is not set: operations run in development mode")
-    return OpsSettings(env="development")
+    return OpsSettings.from_env()
 
 
 class Operations:

@@ -130,3 +130,31 @@ def test_unreachable_broker_is_reported_once_and_the_van_keeps_working(tmp_path:
     assert len(outage) == 1, err
     assert "unreachable" in outage[0] and "retrying with backoff" in outage[0]
     assert "Traceback" not in err
+
+
+def test_a_production_cloud_refuses_default_secrets(tmp_path: Path) -> None:
+    """Without WAYLINE_ENV=development the coordinator will not start on default secrets."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAYLINE_")}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wayline",
+            "cloud",
+            "--broker",
+            "mqtt://127.0.0.1:1",
+            "--db",
+            str(tmp_path / "c.db"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("wayline cloud: error: unsafe or invalid settings"), out.stderr
+    assert "Traceback" not in out.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -182,8 +183,15 @@ class DayProcesses:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         with (self.work / f"{name}.log").open("ab") as log:
+            # The demo's coordinator runs on loopback with development secrets; a real
+            # deployment sets WAYLINE_ENV and its own secrets (see docs/operations.md).
+            env = {**os.environ, "WAYLINE_ENV": os.environ.get("WAYLINE_ENV", "development")}
             return subprocess.Popen(
-                [sys.executable, *argv], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, *argv],
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
 
 
