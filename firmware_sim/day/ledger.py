@@ -55,7 +55,49 @@ def events_ledger(work: Path, devices: list[str], cloud_db: Path) -> dict[str, A
     }
 
 
+NEEDS_PERSON = ("open", "awaiting_approval", "escalated", "approved", "rejected", "overridden")
+
+
 def exceptions_ledger(cloud_db: Path, day_start_ms: int) -> dict[str, Any]:
+    """The coordinator's own triage when it ran (every incident it classified, resolved by
+    policy or not by the status of the item it was grouped into); else the rule above."""
+    with _ro(cloud_db) as c:
+        c.row_factory = sqlite3.Row
+        try:
+            triaged = [dict(r) for r in c.execute(
+                "SELECT i.cls, i.at_ms, i.source, t.status FROM exception_incidents i "
+                "JOIN exception_items t USING (item_id) ORDER BY i.at_ms"
+            )]  # fmt: skip
+        except sqlite3.OperationalError:
+            triaged = []
+    if triaged:
+        items = [
+            {"category": r["cls"], "at_s": (r["at_ms"] - day_start_ms) / 1000,
+             "auto": r["status"] not in NEEDS_PERSON, "subject": r["source"]}
+            for r in triaged
+        ]  # fmt: skip
+        return _tally(items, "coordinator triage (exception_incidents)")
+    return _replayed(cloud_db, day_start_ms)
+
+
+def _tally(items: list[dict[str, Any]], source: str) -> dict[str, Any]:
+    auto = sum(1 for i in items if i["auto"])
+    cats: dict[str, dict[str, int]] = {}
+    for i in items:
+        c2 = cats.setdefault(i["category"], {"total": 0, "auto": 0})
+        c2["total"] += 1
+        c2["auto"] += int(i["auto"])
+    return {
+        "exceptions_total": len(items),
+        "exceptions_auto_resolved": auto,
+        "exceptions_escalated": len(items) - auto,
+        "exceptions_by_category": cats,
+        "exceptions_source": source,
+        "timeline": sorted(items, key=lambda i: i["at_s"]),
+    }
+
+
+def _replayed(cloud_db: Path, day_start_ms: int) -> dict[str, Any]:
     with _ro(cloud_db) as c:
         c.row_factory = sqlite3.Row
         decisions = {r["decision_id"]: dict(r) for r in c.execute(
@@ -96,19 +138,7 @@ def exceptions_ledger(cloud_db: Path, day_start_ms: int) -> dict[str, Any]:
         if d["kind"] == "escalation" and not json.loads(d["trigger"] or "{}").get("exception_id"):
             items.append({"category": "escalation", "at_s": (d["at_ms"] - day_start_ms) / 1000,
                           "auto": False, "subject": d["decision_id"]})  # fmt: skip
-    auto = sum(1 for i in items if i["auto"])
-    cats: dict[str, dict[str, int]] = {}
-    for i in items:
-        c2 = cats.setdefault(i["category"], {"total": 0, "auto": 0})
-        c2["total"] += 1
-        c2["auto"] += int(i["auto"])
-    return {
-        "exceptions_total": len(items),
-        "exceptions_auto_resolved": auto,
-        "exceptions_escalated": len(items) - auto,
-        "exceptions_by_category": cats,
-        "timeline": sorted(items, key=lambda i: i["at_s"]),
-    }
+    return _tally(items, "decisions and triggers (the rule above)")
 
 
 def notifications(cloud_db: Path, failed: list[tuple[str, float]]) -> dict[str, Any]:
