@@ -22,7 +22,7 @@ from cloud.planning.model import Model, build_model
 from cloud.planning.ortools_planner import OrToolsPlanner
 from cloud.planning.params import PlanningParams, SolverChoice
 from cloud.planning.problem import PlanningProblem
-from cloud.planning.pyvrp_planner import PyVrpPlanner
+from cloud.planning.pyvrp_planner import PyVrpPlanner, can_minimise_fleet
 from cloud.planning.result import PlanResult, PlanStatus
 from cloud.planning.vroom_planner import VroomPlanner, vroom_supports
 
@@ -92,7 +92,9 @@ class PortfolioPlanner:
                 if first.status is PlanStatus.COMPLETE:
                     start = assignment_of(model, first)
                     reserve = 0.0  # a complete plan is in hand: no fallback needed
-            fleet = 0.0 if model.params.iteration_limit is not None else FLEET_SHARE
+            fleet = FLEET_SHARE
+            if model.params.iteration_limit is not None or not can_minimise_fleet(model):
+                fleet = 0.0
             remaining = time_limit_s * (1 - fleet) - reserve - (time.perf_counter() - t0)
             best = self._pyvrp.solve(model, remaining, start=start)
             if first is not None:

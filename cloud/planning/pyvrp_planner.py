@@ -29,7 +29,7 @@ from cloud.planning.params import PlanningParams
 from cloud.planning.problem import OrderKind, PlanningProblem
 from cloud.planning.result import PlanResult, PlanStatus
 
-__all__ = ["PyVrpPlanner"]
+__all__ = ["PyVrpPlanner", "can_minimise_fleet"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class PyVrpPlanner:
         result is the better of ``best`` and that plan, both checked by ``evaluate``.
         """
         t0 = time.perf_counter()
+        if not can_minimise_fleet(model):
+            return best
         if best.status is not PlanStatus.COMPLETE or best.vehicles_used <= 1:
             return best
         data, groups = _build(model)
@@ -122,6 +124,28 @@ class PyVrpPlanner:
         fewer = evaluate(model, _assignment(sol, groups), self.name, seconds)
         logger.info("fleet phase: %d -> %d vehicles", best.vehicles_used, fewer.vehicles_used)
         return fewer if _key(fewer) < _key(best) else best
+
+
+def can_minimise_fleet(model: Model) -> bool:
+    """Whether the fleet phase applies: one kind of vehicle, every order required and
+    allowed on every vehicle (PyVRP then sees one vehicle type)."""
+    every = frozenset(range(len(model.vehicles)))
+    if any(o.optional for o in model.orders) or any(a != every for a in model.allowed):
+        return False
+    kinds = {
+        (
+            model.cost_class(v),
+            cv.start,
+            cv.end,
+            cv.earliest,
+            cv.latest,
+            cv.capacity,
+            cv.max_stops,
+            cv.fixed_cost,
+        )
+        for v, cv in enumerate(model.vehicles)
+    }
+    return len(kinds) == 1
 
 
 def _fleet_lower_bound(model: Model) -> int:
