@@ -3,11 +3,11 @@ rebalanced after a carrier outage, through the real store, dispatcher and decisi
 
 Four depots (regions) of 250 orders each; per depot 8 or 9 own vans (9 at the first two),
 one 3PL carrier and 3 gig couriers: 34 vans + 4 carriers + 12 couriers = 50 planning
-vehicles of three fleet kinds. Regions are solved ``--workers`` at a time in child
-processes (default 2, the machine's cores). No broker: plans wait in the outbox. Prints
+vehicles of three fleet kinds. Regions are solved ``--workers`` at a time (default 1: in
+process, one after another; more: in child processes). No broker: plans wait in the outbox. Prints
 figures.
 
-    .venv/bin/python -m bench.coordinator [--quick] [--workers 2]
+    .venv/bin/python -m bench.coordinator [--quick] [--workers 1]
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def build(c: Coordinator, orders_per_depot: int, rng: random.Random) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="200 orders, fewer iterations")
-    ap.add_argument("--workers", type=int, default=2, help="regions solved at once")
+    ap.add_argument("--workers", type=int, default=1, help="regions solved at once")
     args = ap.parse_args()
     per_depot, iters = (50, 300) if args.quick else (250, 1000)
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ The morning plan and every rebalance solve a region's snapshot (:mod:`cloud.snap
 cost per order moved off its current vehicle, so a rebalance changes as little as it needs.
 Regions are independent problems (decomposition by depot), so a day scales with its depots
 and a rebalance re-solves only the regions its triggers name. Several regions are solved in
-parallel child processes (``DispatchSettings.workers``; the solvers hold the GIL): every
+parallel child processes (``DispatchSettings.workers``, default 1): every
 snapshot is taken first, the solves run side by side, then each result is applied and
 recorded in turn. A solve stopped by its iteration limit gives the same plan in a worker
 as in this process, so decisions still replay exactly.
@@ -53,7 +53,10 @@ _Job = tuple[str, str, dict[str, Any], list[int]]
 class DispatchSettings:
     """How the coordinator plans. ``iterations`` stops PyVRP's search (reproducible);
     ``time_limit_s`` is the safety bound that should never be reached. ``workers`` is how
-    many regions are solved at once in worker processes (1: one after another, in process).
+    many regions are solved at once in child processes (1: one after another, in process).
+    A child costs ~2 s of imports: on the shared 2-core machine four 250-order regions
+    took 6.8 s one after another and 13.9 s two at a time (``docs/performance.md``), so
+    parallel solving is for long solves on free cores, not the default.
     """
 
     time_limit_s: float = 60.0
@@ -62,7 +65,7 @@ class DispatchSettings:
     solver: str = "auto"
     stability_cost: int = 2_000
     late_threshold_s: int = 900
-    workers: int = 2
+    workers: int = 1
     travel: TravelModel = field(default_factory=TravelModel)
 
     def params(self) -> dict[str, Any]:

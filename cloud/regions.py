@@ -1,6 +1,7 @@
 """Solving several regions' snapshots at once, each in its own child process.
 
-The solvers hold the GIL, so threads alone would not overlap two solves: each region is
+PyVRP drives its search from Python (threads would share one interpreter lock; not
+measured), so each region is
 solved by a plain child process (``python -m cloud.regions``: a pickled snapshot and
 parameters in on stdin, the pickled output, result and seconds out on stdout), with a
 thread per running child to wait for it. No process pool and no fork of the coordinator's
@@ -45,45 +46,51 @@ def _solve_timed(
 
 
 def _solve_in_worker(
-    snap: dict[str, Any], params: dict[str, Any]
-) -> tuple[dict[str, Any], PlanResult, float]:
-    """Solve in a fresh ``python -m cloud.regions`` process (pickles over its pipes)."""
+    snaps: list[dict[str, Any]], params: dict[str, Any]
+) -> list[tuple[dict[str, Any], PlanResult, float]]:
+    """Solve ``snaps`` one after another in a fresh ``python -m cloud.regions`` process."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([_ROOT, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
         [sys.executable, "-m", "cloud.regions"],
-        input=pickle.dumps((snap, params)),
+        input=pickle.dumps((snaps, params)),
         capture_output=True,
         env=env,
-        timeout=WORKER_START_S + float(params["time_limit_s"]) * 2,
+        timeout=WORKER_START_S + float(params["time_limit_s"]) * 2 * len(snaps),
         check=False,
     )
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
         logger.warning("region worker failed (%s); solving in process", tail[0][:200])
-        return _solve_timed(snap, params)
-    out: tuple[dict[str, Any], PlanResult, float] = pickle.loads(done.stdout)
+        return [_solve_timed(s, params) for s in snaps]
+    out: list[tuple[dict[str, Any], PlanResult, float]] = pickle.loads(done.stdout)
     return out
 
 
 def solve_regions(
     snaps: list[dict[str, Any]], params: dict[str, Any], workers: int
 ) -> list[tuple[dict[str, Any], PlanResult, float]]:
-    """Solve region snapshots, up to ``workers`` at once, each in its own worker process.
+    """Solve region snapshots on up to ``workers`` child processes at once.
 
-    Results come back in the order of ``snaps``, each with its solve time in seconds. A
-    worker is a plain child process that solves one snapshot and exits (no process pool,
-    no fork of this threaded process); it is waited for before this returns, and a worker
-    that fails is replaced by a solve in this process.
+    Results come back in the order of ``snaps``, each with its solve time in seconds.
+    Snapshots are dealt round-robin to the workers (a child starts once, ~2 s of imports,
+    and solves its share one after another); every child is waited for before this
+    returns, and a child that fails is replaced by solves in this process.
     """
-    if workers <= 1 or len(snaps) <= 1:
+    n = min(workers, len(snaps))
+    if n <= 1:
         return [_solve_timed(s, params) for s in snaps]
-    with ThreadPoolExecutor(max_workers=min(workers, len(snaps))) as pool:
-        return list(pool.map(_solve_in_worker, snaps, repeat(params)))
+    batches = [snaps[i::n] for i in range(n)]
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        solved = list(pool.map(_solve_in_worker, batches, repeat(params)))
+    out: list[tuple[dict[str, Any], PlanResult, float]] = [None] * len(snaps)  # type: ignore[list-item]
+    for i, results in enumerate(solved):
+        out[i::n] = results
+    return out
 
 
 def _worker_main() -> None:
-    snap, params = pickle.loads(sys.stdin.buffer.read())
-    sys.stdout.buffer.write(pickle.dumps(_solve_timed(snap, params)))
+    snaps, params = pickle.loads(sys.stdin.buffer.read())
+    sys.stdout.buffer.write(pickle.dumps([_solve_timed(s, params) for s in snaps]))
 
 
 if __name__ == "__main__":
