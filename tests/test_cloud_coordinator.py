@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from cloud.decisions import replay
 from edge.vehicle import VehicleAgent, VehicleSettings
 from sync import parse_broker_url
