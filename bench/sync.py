@@ -212,7 +212,12 @@ def cloud_drain(url: str, work: Path, devices: int, events: int) -> float:
     _queue_at_broker(url, devices, events, "bench-q")
     cloud = _cloud(url, db, log)
     try:
+        start = time.perf_counter()
         while _count(db) == 0:
+            if cloud.poll() is not None or time.perf_counter() - start > 60:
+                raise RuntimeError(
+                    f"the cloud applied nothing; see {log}:\n{log.read_text()[-2000:]}"
+                )
             time.sleep(0.005)
         t0 = time.perf_counter()
         deadline = t0 + 300
