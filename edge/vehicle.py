@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -104,7 +103,6 @@ class VehicleAgent:
             device_role="vehicle",
         )
         self.cloud_online: bool | None = None
-        self._lock = threading.RLock()
 
     @property
     def vehicle_id(self) -> str:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -118,7 +117,6 @@ class DepotAgent:
         )
         self.scanner = Scanner(self)
         self.cloud_online: bool | None = None
-        self._lock = threading.RLock()
 
     @property
     def depot_id(self) -> str:
