@@ -9,7 +9,6 @@ Planning and rebalancing (:mod:`cloud.dispatch`), conflict repair at ingest
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from cloud.operations import Operations, OperationsSettings
 from cloud.repair import Repairs
 from cloud.route_plans import emit_plan, with_load_positions
 from cloud.store import CloudStore
+from cloud.store.ingest import TelemetryBuffer
 from protocol import (
     DeviceStateEnvelope,
     Envelope,
@@ -110,10 +110,12 @@ class Coordinator:
     # -- sync handler --------------------------------------------------------------------
 
     def apply(self, tx: Tx, peer: str, envelope: Envelope) -> None:
-        conn = tx.conn
         if isinstance(envelope, TelemetryEnvelope):
-            self.db.set_position(conn, peer, envelope.body)
-        elif isinstance(envelope, StopEventEnvelope):
+            tx.buffer(TelemetryBuffer).add(peer, envelope.seq, envelope, tx.payload)
+            return
+        tx.flush()  # what follows may read positions and the log
+        conn = tx.conn
+        if isinstance(envelope, StopEventEnvelope):
             new = self.db.record_stop_event(conn, peer, envelope.body)
             self.repairs.on_stop_event(tx, peer, envelope.body, new)
         elif isinstance(envelope, RouteSequenceEnvelope):
@@ -129,15 +131,18 @@ class Coordinator:
             self.db.record_scan(conn, peer, envelope.body)
         else:
             raise Rejected(f"the coordinator does not take {envelope.kind} from devices")
-        self._operations(conn, peer, envelope)
+        self._operations(tx, peer, envelope)
         self.db.log_event(conn, peer, envelope.seq, envelope, tx.payload)
 
-    def _operations(self, conn: sqlite3.Connection, peer: str, envelope: Envelope) -> None:
+    def _operations(self, tx: Tx, peer: str, envelope: Envelope) -> None:
         """Exceptions, customer ETAs and webhook events of one applied message.
 
-        In a savepoint: a fault here is logged and undone, never holding up the fact.
+        In a savepoint: a fault here is logged and undone, never holding up the fact. The
+        operations worker is woken once per committed batch, not per message; telemetry,
+        most of what arrives, never reaches here (it is buffered: :class:`TelemetryBuffer`).
         """
         ops = self.operations
+        conn = tx.conn
         conn.execute("SAVEPOINT operations")
         try:
             if isinstance(envelope, ExceptionEnvelope):
@@ -153,7 +158,7 @@ class Coordinator:
             log.exception("operations on %s %s/%d failed", envelope.kind, peer, envelope.seq)
         finally:
             conn.execute("RELEASE operations")
-        ops.wake()
+        tx.on_commit(ops.wake)
 
     def _send_load_positions(self, tx: Tx, vehicle_id: str) -> None:
         """The depot released the van: its plan goes down again with each parcel's place."""

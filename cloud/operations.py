@@ -2,7 +2,8 @@
 
 :class:`Operations` composes the parts (:mod:`cloud.exceptions_flow`,
 :mod:`cloud.customer_etas`, :mod:`cloud.api_access`) from :class:`OperationsSettings`, and
-runs one worker thread that, every ``tick_s``:
+runs one worker thread that, every ``tick_s`` (and, for the outbox, as soon as an ingest
+commit wrote to it):
 
 - raises the exceptions nothing reports (carrier outages and breakdowns queued by dispatch,
   vehicles offline too long), and
@@ -19,6 +20,7 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,12 +152,21 @@ class Operations:
         self._wake.set()
 
     def _loop(self) -> None:
+        """Scan every ``tick_s``; drain the outbox then and whenever a commit wakes us.
+
+        A wake never runs a scan: during a backlog drain, ingest commits many times a
+        second, and a scan per commit (a write transaction) would compete with it.
+        """
+        next_scan = 0.0
         while not self._stopping.is_set():
             try:
-                self.tick()
+                if time.monotonic() >= next_scan:
+                    next_scan = time.monotonic() + self.settings.tick_s
+                    self.exceptions.scan()
+                self.drain()
             except Exception:
                 log.exception("operations tick failed; retried on the next one")
-            self._wake.wait(self.settings.tick_s)
+            self._wake.wait(max(0.0, next_scan - time.monotonic()))
             self._wake.clear()
 
     def tick(self) -> int:

@@ -8,6 +8,7 @@ from sync.errors import BrokerUrlError, StoreError, SyncError
 from sync.mqtt import BrokerAddress, MqttLink, parse_broker_url
 from sync.node import Handler, Rejected, SyncNode, SyncSettings, Tx
 from sync.store import Store, open_store
+from sync.stream import WriteBuffer
 
 __all__ = [
     "BrokerAddress",
@@ -21,6 +22,7 @@ __all__ = [
     "SyncNode",
     "SyncSettings",
     "Tx",
+    "WriteBuffer",
     "open_store",
     "parse_broker_url",
 ]

@@ -52,7 +52,14 @@ def parse_broker_url(url: str) -> BrokerAddress:
 
 
 class MqttLink:
-    """A persistent-session MQTT 5 client that keeps itself connected."""
+    """A persistent-session MQTT client that keeps itself connected.
+
+    MQTT 5 by default. ``mqtt_v5=False`` speaks 3.1.1 with ``clean_session=False`` (the
+    session then lives as long as the broker keeps persistent clients:
+    ``persistent_client_expiration`` in ``deploy/mosquitto.conf``). The hub uses it:
+    paho builds a properties object for every MQTT 5 message it receives, which costs the
+    cloud a third of its receive rate, and nothing in Wayline's sync uses MQTT 5 properties.
+    """
 
     def __init__(
         self,
@@ -69,6 +76,7 @@ class MqttLink:
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         max_inflight: int = 100,
+        mqtt_v5: bool = True,
     ) -> None:
         self.broker = broker
         self._subscriptions = subscriptions
@@ -77,14 +85,23 @@ class MqttLink:
         self._online = online
         self._keepalive = keepalive
         self._session_expiry_s = session_expiry_s
+        self._v5 = mqtt_v5
         self._connected = threading.Event()
         self._outage_logged = False
         self._stopping = False
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
+        if mqtt_v5:
+            c = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=MQTTProtocolVersion.MQTTv5,
+            )
+        else:
+            c = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=MQTTProtocolVersion.MQTTv311,
+                clean_session=False,
+            )
         c.reconnect_delay_set(
             min_delay=max(1, int(reconnect_min_s)), max_delay=int(reconnect_max_s)
         )
@@ -102,15 +119,20 @@ class MqttLink:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self._session_expiry_s
-        self._client.connect_async(
-            self.broker.host,
-            self.broker.port,
-            keepalive=self._keepalive,
-            clean_start=False,
-            properties=props,
-        )
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self._session_expiry_s
+            self._client.connect_async(
+                self.broker.host,
+                self.broker.port,
+                keepalive=self._keepalive,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(
+                self.broker.host, self.broker.port, keepalive=self._keepalive
+            )
         self._client.loop_start()
 
     def stop(self, *, offline: tuple[str, bytes] | None = None) -> None:

@@ -119,6 +119,7 @@ class SyncNode(Sending):
         with self.store.transaction() as conn:
             tx = Tx(self, conn)
             yield tx
+            tx.flush()
             self._save_clock(conn)
         self._after_commit(tx)
 
@@ -160,6 +161,7 @@ class SyncNode(Sending):
             keepalive=s.keepalive_s,
             reconnect_min_s=s.reconnect_min_s,
             reconnect_max_s=s.reconnect_max_s,
+            mqtt_v5=self.role == "device" or s.hub_mqtt_v5,
         )
 
     def _state_payload(
@@ -196,6 +198,11 @@ class SyncNode(Sending):
             self._sent.setdefault(peer, self._acked[peer])
         if tx.emitted and wake:
             self._inbox.put((_WAKE, b""))  # publish now, not at the next tick
+        for hook in tx.hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("after-commit hook %r failed", hook)
 
     # -- topics ----------------------------------------------------------------------------
 
@@ -323,6 +330,7 @@ class SyncNode(Sending):
                         applied[peer] = env.seq
                         changed.add(peer)
                         acks_out[peer] = env.seq
+            tx.flush()
             conn.executemany(
                 "INSERT INTO sync_in (peer, applied_upto) VALUES (?, ?) "
                 "ON CONFLICT(peer) DO UPDATE SET applied_upto = excluded.applied_upto",
@@ -365,12 +373,16 @@ class SyncNode(Sending):
         savepoint so the one at fault is refused alone."""
         reason: str | None = None
         if careful:
+            tx.flush()  # what earlier entries buffered stays out of this one's savepoint
             try:
                 with self.store.savepoint():
                     self.handler.apply(tx, peer, env)
+                    tx.flush()
             except Rejected as exc:
+                tx.discard()
                 reason = str(exc)
             except Exception as exc:
+                tx.discard()
                 log.exception("handler failed on %s #%d from %s", env.kind, env.seq, peer)
                 reason = f"handler error: {type(exc).__name__}: {exc}"
         else:

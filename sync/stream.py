@@ -6,8 +6,9 @@ See :mod:`sync.node` for the engine and the rules it keeps.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from protocol import DEFAULT_MAX_BYTES, Body, DeviceStateEnvelope, Envelope, encode, make_envelope
 from sync.errors import SyncError
@@ -15,7 +16,7 @@ from sync.errors import SyncError
 if TYPE_CHECKING:
     from sync.node import SyncNode
 
-__all__ = ["Handler", "HandlerFailed", "Rejected", "SyncSettings", "Tx"]
+__all__ = ["Handler", "HandlerFailed", "Rejected", "SyncSettings", "Tx", "WriteBuffer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class SyncSettings:
     keepalive_s: int = 30
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    hub_mqtt_v5: bool = False
+    """The hub speaks MQTT 3.1.1 unless this is set (see :class:`sync.mqtt.MqttLink`)."""
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.batch_max < 1:
@@ -56,6 +59,19 @@ class HandlerFailed(Exception):
     """A handler raised something other than Rejected during a fast batch."""
 
 
+class WriteBuffer(Protocol):
+    """Writes a handler gathers over a batch and makes at once (see :meth:`Tx.buffer`)."""
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write what was gathered through ``conn`` and forget it."""
+
+    def discard(self) -> None:
+        """Forget what was gathered (its transaction or savepoint rolled back)."""
+
+
+B = TypeVar("B", bound=WriteBuffer)
+
+
 class Tx:
     """A transaction handed to domain code: its SQLite connection and :meth:`emit`."""
 
@@ -65,6 +81,37 @@ class Tx:
         self.emitted: list[tuple[str, int]] = []
         self.payload: bytes = b""
         """The received bytes of the entry being applied (a handler may store them as is)."""
+        self.hooks: list[Callable[[], None]] = []
+        self._buffers: dict[Callable[[], WriteBuffer], WriteBuffer] = {}
+
+    def buffer(self, factory: Callable[[], B]) -> B:
+        """This transaction's write buffer made by ``factory`` (made on first use).
+
+        A handler that receives many small facts (telemetry) gathers their writes here and
+        they are made in one statement each. The node flushes every buffer before the
+        transaction commits; a handler that reads what it buffered calls :meth:`flush`
+        first. Buffered writes commit with the stream cursor, as any other write."""
+        buf = self._buffers.get(factory)
+        if buf is None:
+            buf = self._buffers[factory] = factory()
+        return buf  # type: ignore[return-value]
+
+    def flush(self) -> None:
+        """Make every buffered write now, inside this transaction."""
+        for buf in self._buffers.values():
+            buf.flush(self.conn)
+
+    def discard(self) -> None:
+        """Forget buffered writes (the savepoint they belonged to rolled back)."""
+        for buf in self._buffers.values():
+            buf.discard()
+
+    def on_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` once after this transaction commits (never if it rolls back).
+
+        A hook given twice runs once: a batch of many entries wakes a worker once."""
+        if hook not in self.hooks:
+            self.hooks.append(hook)
 
     def emit(self, peer: str, body: Body) -> Envelope:
         """Append ``body`` to the stream to ``peer``; it is sent once this transaction commits."""

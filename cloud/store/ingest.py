@@ -22,9 +22,73 @@ from protocol import (
     encode,
 )
 
-__all__ = ["FINAL", "DeviceFacts"]
+__all__ = ["FINAL", "DeviceFacts", "TelemetryBuffer"]
 
 FINAL = ("delivered", "failed", "picked_up", "skipped")
+
+
+_SET_POSITION = (
+    "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(vehicle_id) DO UPDATE SET at_ms = excluded.at_ms, lat = excluded.lat, "
+    "lon = excluded.lon, speed_kmh = excluded.speed_kmh, "
+    "heading_deg = excluded.heading_deg, odometer_km = excluded.odometer_km, "
+    "fuel_pct = excluded.fuel_pct, charge_pct = excluded.charge_pct, "
+    "door_open = excluded.door_open, ignition = excluded.ignition, "
+    "temperature_c = excluded.temperature_c WHERE excluded.at_ms >= positions.at_ms"
+)
+_LOG_EVENT = "INSERT INTO events (src, seq, id, kind, lc, ts, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+
+def _position_row(vehicle: str, t: Telemetry) -> tuple[Any, ...]:
+    return (
+        vehicle,
+        t.at,
+        t.lat,
+        t.lon,
+        t.speed_kmh,
+        t.heading_deg,
+        t.odometer_km,
+        t.fuel_pct,
+        t.charge_pct,
+        int(t.door_open),
+        int(t.ignition),
+        t.temperature_c,
+    )
+
+
+class TelemetryBuffer:
+    """Telemetry of one ingest batch, written in two statements when the batch commits.
+
+    Most of what devices send is telemetry; one statement per sample was most of the
+    cloud's ingest time. Only each vehicle's newest position is kept (the table holds the
+    latest only, as :meth:`DeviceFacts.set_position` does); every sample is logged.
+    """
+
+    def __init__(self) -> None:
+        self._positions: dict[str, Telemetry] = {}
+        self._events: list[tuple[Any, ...]] = []
+
+    def add(self, vehicle: str, seq: int, env: Any, payload: bytes) -> None:
+        t: Telemetry = env.body
+        have = self._positions.get(vehicle)
+        if have is None or t.at >= have.at:
+            self._positions[vehicle] = t
+        self._events.append(
+            (vehicle, seq, env.id, env.kind, env.lc, env.ts, payload or encode(env))
+        )
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self._positions:
+            conn.executemany(
+                _SET_POSITION, [_position_row(v, t) for v, t in self._positions.items()]
+            )
+        if self._events:
+            conn.executemany(_LOG_EVENT, self._events)
+        self.discard()
+
+    def discard(self) -> None:
+        self._positions.clear()
+        self._events.clear()
 
 
 class DeviceFacts(StoreBase):
@@ -37,8 +101,7 @@ class DeviceFacts(StoreBase):
     ) -> None:
         """Append to the event log; ``payload`` is the envelope as received (encoded if empty)."""
         conn.execute(
-            "INSERT INTO events (src, seq, id, kind, lc, ts, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (src, seq, env.id, env.kind, env.lc, env.ts, payload or encode(env)),
+            _LOG_EVENT, (src, seq, env.id, env.kind, env.lc, env.ts, payload or encode(env))
         )
 
     def set_state(self, conn: sqlite3.Connection, device: str, state: DeviceState) -> None:
@@ -52,29 +115,7 @@ class DeviceFacts(StoreBase):
         )
 
     def set_position(self, conn: sqlite3.Connection, vehicle: str, t: Telemetry) -> None:
-        conn.execute(
-            "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(vehicle_id) DO UPDATE SET at_ms = excluded.at_ms, lat = excluded.lat, "
-            "lon = excluded.lon, speed_kmh = excluded.speed_kmh, "
-            "heading_deg = excluded.heading_deg, odometer_km = excluded.odometer_km, "
-            "fuel_pct = excluded.fuel_pct, charge_pct = excluded.charge_pct, "
-            "door_open = excluded.door_open, ignition = excluded.ignition, "
-            "temperature_c = excluded.temperature_c WHERE excluded.at_ms >= positions.at_ms",
-            (
-                vehicle,
-                t.at,
-                t.lat,
-                t.lon,
-                t.speed_kmh,
-                t.heading_deg,
-                t.odometer_km,
-                t.fuel_pct,
-                t.charge_pct,
-                int(t.door_open),
-                int(t.ignition),
-                t.temperature_c,
-            ),
-        )
+        conn.execute(_SET_POSITION, _position_row(vehicle, t))
 
     def record_stop_event(self, conn: sqlite3.Connection, vehicle: str, e: StopEvent) -> bool:
         """Keep a final fact; a stop's status only moves forward. True if it was new."""
