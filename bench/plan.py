@@ -1,8 +1,9 @@
 """Benchmark of the cloud planner against its peers on Solomon and Homberger VRPTW.
 
     .venv/bin/python -m bench.plan [--seconds 10 60] [--instances R101 C1_10_1 ...]
-                                   [--solvers wayline ortools pyvrp vroom] [--quick]
+                                   [--solvers wayline ortools pyvrp vroom vroom-t] [--quick]
                                    [--csv bench-plan.csv] [--no-day] [--day-only]
+    .venv/bin/python -m bench.plan --report a.csv b.csv    # tables of merged runs
 
 Peers run one after the other for one instance (never two solvers at once); every result
 is re-checked in double precision with ``routing.check_route`` and appended to the CSV at
@@ -20,7 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.plan_peers import PEERS, PeerRun
+from bench.plan_peers import PEERS, UNBUDGETED, PeerRun
 from cloud.planning import PlanningParams, plan
 from routing import Instance, check_route, read_instance
 
@@ -87,7 +88,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, str]]:
             inst = read_instance(instance_path(name))
             for seconds in args.seconds:
                 for solver in args.solvers:
-                    if solver == "vroom" and seconds != args.seconds[0]:
+                    if solver in UNBUDGETED and seconds != args.seconds[0]:
                         continue  # no time budget: one run is enough
                     key = (name, str(seconds), solver)
                     if key in done:
@@ -135,7 +136,7 @@ def report(rows: list[dict[str, str]], seconds: list[int]) -> None:
             b = bks.get(name.upper())
             cells = []
             for s in solvers:
-                got = res.get((name, vroom_s if s == "vroom" else sec, s))
+                got = res.get((name, vroom_s if s in UNBUDGETED else sec, s))
                 if got is None:
                     cells.append(f"{'-':>16}")
                     continue
@@ -163,13 +164,19 @@ def report(rows: list[dict[str, str]], seconds: list[int]) -> None:
                 f"({t['gap_n']}), infeasible {t['infeasible']}"
             )
         for peer in [s for s in solvers if s != "wayline"]:
-            h = Counter()
+            h: Counter[str] = Counter()
+            lost: list[str] = []
             for name in names:
                 a = res.get((name, sec, "wayline"))
-                p = res.get((name, vroom_s if peer == "vroom" else sec, peer))
+                p = res.get((name, vroom_s if peer in UNBUDGETED else sec, peer))
                 if a and p:
-                    h[_versus(a, p)] += 1
+                    v = _versus(a, p)
+                    h[v] += 1
+                    if v == "loss":
+                        lost.append(f"{name} {a[0]}/{a[1]:.2f} vs {p[0]}/{p[1]:.2f}")
             print(f"wayline vs {peer}: wins {h['win']}, losses {h['loss']}, ties {h['tie']}")
+            if lost:
+                print("  lost: " + ", ".join(lost))
 
 
 def _versus(a: tuple[int, float, bool], b: tuple[int, float, bool]) -> str:
@@ -200,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.plan", description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, nargs="+", default=[10, 60])
     ap.add_argument("--instances", nargs="+")
-    ap.add_argument("--solvers", nargs="+", choices=list(PEERS), default=list(PEERS))
+    ap.add_argument(
+        "--solvers", nargs="+", choices=list(PEERS), default=[p for p in PEERS if p != "vroom-t"]
+    )
     ap.add_argument("--quick", action="store_true", help=f"only {' '.join(QUICK)} at 10 s")
     ap.add_argument("--csv", default="bench-plan.csv")
     ap.add_argument("--resume", action="store_true")
@@ -208,7 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-day", action="store_true")
     ap.add_argument("--day-only", action="store_true")
     ap.add_argument("--day-seconds", type=float, default=25.0)
+    ap.add_argument(
+        "--report", nargs="+", metavar="CSV", help="only the tables, from these CSVs merged"
+    )
     args = ap.parse_args(argv)
+    if args.report:
+        merged: list[dict[str, str]] = []
+        for name in args.report:
+            with open(name, newline="") as f:
+                merged.extend(csv.DictReader(f))
+        seconds = sorted({int(r["seconds"]) for r in merged})
+        report(merged, seconds)
+        return 0
     if args.quick:
         args.instances = args.instances or QUICK
         args.seconds = [10]

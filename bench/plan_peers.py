@@ -6,6 +6,8 @@
   (matrices, parallel cheapest insertion, guided local search, fixed cost per vehicle).
 * ``pyvrp``: plain PyVRP as a peer: one vehicle type, default parameters.
 * ``vroom``: pyvroom at its top exploration level, one thread (it has no time budget).
+* ``vroom-t``: the same, stopped at the column's budget (its timeout): for the large
+  Homberger instances, where unbounded VROOM runs for minutes.
 
 Every peer returns routes of customer numbers; the caller re-checks them in double precision.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import pyvrp
@@ -32,7 +35,7 @@ from cloud.planning import (
 from cloud.planning.solomon import HIERARCHICAL_FIXED_COST
 from routing import Instance
 
-__all__ = ["PEERS", "PeerRun"]
+__all__ = ["PEERS", "UNBUDGETED", "PeerRun"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,15 @@ def pyvrp_plain(inst: Instance, seconds: float, seed: int) -> PeerRun:
 
 def vroom_top(inst: Instance, seconds: float, seed: int) -> PeerRun:
     del seconds, seed  # VROOM runs to its own end; deterministic with one thread
+    return _vroom(inst, None)
+
+
+def vroom_timed(inst: Instance, seconds: float, seed: int) -> PeerRun:
+    del seed
+    return _vroom(inst, seconds)
+
+
+def _vroom(inst: Instance, timeout: float | None) -> PeerRun:
     t0 = time.perf_counter()
     p = solomon_problem(inst)
     inp = vroom.Input()
@@ -130,7 +142,8 @@ def vroom_top(inst: Instance, seconds: float, seed: int) -> PeerRun:
             for c in inst.customers[1:]
         ]
     )
-    sol = inp.solve(exploration_level=5, nb_threads=1)
+    bound = {} if timeout is None else {"timeout": timedelta(seconds=timeout)}
+    sol = inp.solve(exploration_level=5, nb_threads=1, **bound)
     df = sol.routes
     routes: list[list[int]] = []
     for _, group in df.groupby("vehicle_id", sort=True):
@@ -145,4 +158,7 @@ PEERS: dict[str, Callable[[Instance, float, int], PeerRun]] = {
     "ortools": ortools_best,
     "pyvrp": pyvrp_plain,
     "vroom": vroom_top,
+    "vroom-t": vroom_timed,
 }
+UNBUDGETED = frozenset({"vroom"})
+"""Peers without a time budget: run once, at the first column, and compared in every one."""
