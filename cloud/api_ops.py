@@ -27,6 +27,11 @@ class OverrideRequest(DecideRequest):
     option: str = Field(min_length=1, max_length=100)
 
 
+class TaskDoneRequest(BaseModel):
+    note: str = Field(default="", max_length=2000)
+    by: str | None = Field(default=None, max_length=200)
+
+
 class TargetRequest(BaseModel):
     url: str = Field(min_length=8, max_length=2000)
     events: list[str] = Field(default_factory=list, max_length=10)
@@ -83,7 +88,37 @@ def ops_router(c: Coordinator) -> APIRouter:
         item = db.exception_item(item_id)
         if item is None or not scoped(p, [item]):
             raise NotFoundError(f"no exception {item_id!r}")
-        return {**item, "incidents": db.incidents_of(item_id)}
+        return {
+            **item,
+            "incidents": db.incidents_of(item_id),
+            "actions": db.actions_of(item_id),
+        }
+
+    @r.get("/actions", tags=["exceptions"])
+    def actions(
+        _p: Annotated[Principal, staff],
+        status: Literal["queued", "waiting", "done", "failed", "skipped"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """What exception decisions carried out, newest first, with their outcome."""
+        return db.actions(status, limit)
+
+    @r.get("/tasks", tags=["exceptions"])
+    def tasks(
+        _p: Annotated[Principal, staff],
+        status: Literal["open", "done"] | None = "open",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Instructions ops staff carry out themselves (call a driver, bring a parcel back)."""
+        return db.tasks(status, limit)
+
+    @r.post("/tasks/{task_id}/done", tags=["exceptions"])
+    def task_done(
+        task_id: str, p: Annotated[Principal, operator], req: TaskDoneRequest | None = None
+    ) -> dict[str, Any]:
+        """Mark a task done; 409 if someone already did."""
+        req = req or TaskDoneRequest()
+        return ops.finish_task(task_id, f"ops:{req.by or p.name}", req.note)
 
     def _decide(item_id: str, verb: str, p: Principal, req: DecideRequest, option: str | None):
         by = req.by or p.name
@@ -233,6 +268,8 @@ def ops_router(c: Coordinator) -> APIRouter:
             "queue": db.exception_items(queue=True, limit=100),
             "stats": ops.exceptions.stats(),
             "decisions": db.search_decisions(q, 50),
+            "actions": db.recent_actions(20),
+            "tasks": db.tasks("open", 50),
             "notifications": db.notifications(None, 20),
         }
 

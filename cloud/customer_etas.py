@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -81,7 +82,7 @@ class CustomerEtas:
         decision: dict[str, Any],
         peer: str,
         now: int,
-    ) -> None:
+    ) -> str:
         customer = order.get("customer") or order["order_id"]
         w = decision["window"]
         start, end = self._clock(w["start_ms"]), self._clock(w["end_ms"])
@@ -119,6 +120,93 @@ class CustomerEtas:
             "data": dict(event.data),
         }
         self.db.add_outbox(conn, "webhook", event.event_id, payload, now)
+        return nid
+
+    def notify_delay(
+        self,
+        conn: sqlite3.Connection,
+        order: dict[str, Any],
+        eta_ms: int | None,
+        vehicle_id: str | None,
+        now: int,
+    ) -> dict[str, Any]:
+        """Tell a customer their delivery is late (an exception's ``notify_customer``).
+
+        Through the same rule as every ETA message: nothing when the window already sent
+        holds the new ETA, nothing in quiet hours; a message right after another one is sent
+        all the same (it is a decision, not a drift). Returns what was done.
+        """
+        oid = order["order_id"]
+        row = self.db.customer_window(conn, oid)
+        if eta_ms is None and row is not None:
+            eta_ms = int(row["operational_eta_ms"])
+        if eta_ms is None:
+            return {"did": f"no ETA for order {oid} yet: the customer hears of the first one"}
+        if row is not None and row["start_ms"] <= eta_ms <= row["end_ms"]:
+            return {
+                "did": f"the customer already holds the window {self._clock(row['start_ms'])}-"
+                f"{self._clock(row['end_ms'])}, which includes the new ETA: no message",
+            }
+        stops_away = row["stops_away"] if row is not None else None
+        decision = self.rule.decide(_window(row), eta_ms, now, stops_away)
+        if decision.reason == "quiet_hours":
+            return {"did": "quiet hours: the customer hears of it with the next ETA after them"}
+        if not decision.notify:  # rate limited or under the threshold: a decision sends anyway
+            decision = replace(
+                decision, notify=True, window=self.rule.window_for(eta_ms, stops_away, now)
+            )
+        reason = "delay"
+        body = {**decision.as_dict(), "reason": reason}
+        w = decision.window
+        self.db.put_customer_window(
+            conn,
+            {
+                "order_id": oid, "start_ms": w.start_ms, "end_ms": w.end_ms, "eta_ms": w.eta_ms,
+                "width_min": w.width_min, "notified_ms": now, "shift_min": w.shift_min,
+                "operational_eta_ms": eta_ms, "operational_at_ms": now, "stops_away": stops_away,
+                "due": None,
+            },
+        )  # fmt: skip
+        nid = self._queue(conn, order, body, vehicle_id or "", now)
+        return {
+            "did": f"customer told the new window {self._clock(w.start_ms)}-"
+            f"{self._clock(w.end_ms)} (notification {nid})",
+            "notification_id": nid,
+        }
+
+    def notify_new_day(self, conn: sqlite3.Connection, order_id: str, now: int) -> str | None:
+        """Tell a customer their delivery moved to another day; returns the notification id."""
+        order = self.db.order(order_id, conn)
+        if order is None:
+            return None
+        customer = order.get("customer") or order_id
+        day = datetime.fromisoformat(order["day"])
+        nid = uuid.uuid4().hex
+        window: dict[str, Any] = {}
+        if order.get("window_start") is not None:
+            window = {
+                "start_ms": order["window_start"] * 1000,
+                "end_ms": order["window_end"] * 1000,
+            }
+        self.db.add_notification(
+            conn,
+            {
+                "notification_id": nid,
+                "order_id": order_id,
+                "customer_id": customer,
+                "kind": "new_day",
+                "reason": "rescheduled",
+                "subject": f"Delivery moved to {day:%a %d %b}",
+                "text": f"We could not deliver {order_id} as planned; we will come again on "
+                f"{day:%a %d %b}.",
+                "change": {"new_day": order["day"], "why": order.get("reason")},
+                "sent_window": window,
+                "status": "queued",
+                "created_ms": now,
+            },
+        )
+        self.db.add_outbox(conn, "notify", nid, {"notification_id": nid}, now)
+        return nid
 
     def _clock(self, ms: int) -> str:
         return f"{datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(self._zone):%H:%M}"

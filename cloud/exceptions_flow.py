@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from cloud.decisions import record
 from cloud.errors import NotFoundError
-from cloud.exception_rules import decision_from_inputs, exception_policy, policy_inputs
+from cloud.exception_actions import ActionRunner
+from cloud.exception_rules import (
+    decision_from_inputs,
+    exception_policy,
+    incident_to_dict,
+    policy_inputs,
+)
 from cloud.ops import (
     Action,
     AlreadyDecidedError,
@@ -76,6 +82,7 @@ class ExceptionFlow:
         self.policy = policy
         self.lateness_threshold_s = lateness_threshold_s
         self.offline_threshold_min = offline_threshold_min
+        self.actions = ActionRunner(coordinator)
 
     # -- what comes in ---------------------------------------------------------------------
 
@@ -121,7 +128,13 @@ class ExceptionFlow:
             stop_id=worst.stop_id,
             order_id=worst.stop_id if order else None,
             measures={"minutes_late": worst.late_s / 60, "stops_late": float(len(late))},
-            data={"route_id": r.route_id, "revision": r.revision},
+            data=_compact(
+                route_id=r.route_id,
+                revision=r.revision,
+                eta_s=worst.eta,
+                stop_id=worst.stop_id,
+                trigger_id=self.db.open_trigger_id(conn, "late", peer),
+            ),
         )
         self.raise_incident(conn, incident, source=f"forecast:{peer}")
 
@@ -135,6 +148,8 @@ class ExceptionFlow:
         now = self.c.now_ms()
         with self.c.store.transaction() as conn:
             for t in self.db.triggers_after(self.db.last_trigger_seen(), tuple(TRIGGER_CLASSES)):
+                if t["detail"].get("exception"):
+                    continue  # queued by an exception's own action: not a new exception
                 cls = TRIGGER_CLASSES[t["kind"]]
                 subject = t["subject"]
                 fields: dict[str, Any] = {"depot_id": t["depot_id"]}
@@ -150,25 +165,42 @@ class ExceptionFlow:
                     cls,
                     t["at_ms"],
                     detail=f"{cls.value.replace('_', ' ')}: {subject} {why}".strip(),
-                    data={"trigger": t["kind"], "day": t["day"]},
+                    data={"trigger": t["kind"], "day": t["day"], "trigger_id": t["trigger_id"]},
                     **fields,
                 )
                 if self.raise_incident(conn, incident, source=f"trigger:{t['kind']}"):
                     raised += 1
             limit = now - int(self.offline_threshold_min * 60_000)
             for d in self.db.offline_vehicles(limit):
-                minutes = (now - d["status_at_ms"]) / 60_000
-                incident = Incident.forecast(
-                    f"offline-{d['device_id']}-{d['status_at_ms']}",
-                    ExceptionClass.VEHICLE_OFFLINE,
-                    now,
-                    detail=f"{d['device_id']} offline for {minutes:.0f} min",
-                    vehicle_id=d["device_id"],
-                    measures={"minutes": round(minutes, 1)},
-                )
-                if self.raise_incident(conn, incident, source="forecast:offline"):
+                if self._offline(conn, d, now):
                     raised += 1
+        self.actions.follow_up()
         return raised
+
+    def _offline(self, conn: sqlite3.Connection, d: dict[str, Any], now: int) -> bool:
+        """A vehicle silent past the threshold, with how many open orders it carries: a van
+        in a dead zone keeps working offline; one silent for long with parcels on board is
+        not, so while it carries some it is raised again each time the silence doubles
+        (30, 60, 120... minutes). An empty van's silence is one incident."""
+        minutes = (now - d["status_at_ms"]) / 60_000
+        loaded = self.actions.loaded_count(conn, d["device_id"])
+        stage = self.offline_threshold_min
+        while loaded and stage * 2 <= minutes:
+            stage *= 2
+        incident = Incident.forecast(
+            f"offline-{d['device_id']}-{d['status_at_ms']}-{stage:g}",
+            ExceptionClass.VEHICLE_OFFLINE,
+            now,
+            detail=f"{d['device_id']} offline for {minutes:.0f} min, "
+            f"{loaded} open order(s) on board",
+            vehicle_id=d["device_id"],
+            measures={
+                "minutes": round(minutes, 1),
+                "parcels_on_board": float(loaded),
+                "minutes_loaded": round(minutes, 1) if loaded else 0.0,
+            },
+        )
+        return self.raise_incident(conn, incident, source="forecast:offline") is not None
 
     # -- classify, group, store -----------------------------------------------------------
 
@@ -185,8 +217,11 @@ class ExceptionFlow:
         kind, value = incident.scope
         key = "|".join((incident.cls.value, incident.reason or "", kind, value))
         window = self.policy.group_window_ms(incident.cls)
-        item = self.db.open_group(conn, key, incident.at_ms - window)
         action = decision.action
+        # an automatic resolution joins only resolved repeats; one needing a person joins
+        # only the repeats waiting for a person (resolved ones stay resolved)
+        statuses = ("auto_resolved",) if action is Action.AUTO else ("open", *NEEDS_PERSON)
+        item = self.db.open_group(conn, key, incident.at_ms - window, statuses)
         if item is None:
             item = {
                 "item_id": f"x-{incident.incident_id}",
@@ -216,6 +251,7 @@ class ExceptionFlow:
                 item["decision_id"] = self._record_auto(conn, item, inputs)
                 item["decided_by"] = f"policy:{incident.cls.value}"
                 item["decided_ms"] = now
+                item["chosen"] = decision.recommended.as_dict()
             self.db.insert_item(conn, item)
             raised = True
         else:
@@ -237,6 +273,7 @@ class ExceptionFlow:
                 )
             self.db.update_item(conn, item["item_id"], **changes)
             item = {**item, **changes}
+        subject = incident_to_dict(incident)
         self.db.add_incident(
             conn,
             incident.incident_id,
@@ -246,7 +283,17 @@ class ExceptionFlow:
             source,
             incident.detail,
             incident.at_ms,
+            subject,
         )
+        if action is Action.AUTO:  # each incident resolved by policy is carried out
+            self.actions.queue(
+                conn,
+                item,
+                decision.recommended.as_dict(),
+                str(item["decided_by"]),
+                str(item["decision_id"]),
+                incident=subject,
+            )
         if raised:
             event = WebhookEvent.exception_raised(
                 {**decision.as_dict(), "item_id": item["item_id"], "status": item["status"]}
@@ -354,6 +401,9 @@ class ExceptionFlow:
                 entry = approval.reject(by, why, at_ms=now)
             else:
                 entry = approval.override(by, option or "", why, at_ms=now)
+            chosen = entry["chosen"]
+            if chosen is not None:  # refused here, before anything is stored
+                self.actions.check(conn, item, chosen["key"])
             who = f"ops:{entry['decided_by']}"
             did = record(
                 self.db,
@@ -385,8 +435,15 @@ class ExceptionFlow:
                 decided_ms=now,
                 updated_ms=now,
             )
+            action_id = (
+                self.actions.queue(conn, item, chosen, who, did) if chosen is not None else None
+            )
         log.info("exception %s %s by %s", item_id, entry["state"], who)
-        return {**entry, "item_id": item_id, "decision_id": did, "decided_by": who}
+        out = {**entry, "item_id": item_id, "decision_id": did, "decided_by": who}
+        if action_id is not None:  # carried out now; the outbox entry finds it done
+            out["action"] = self.actions.run(action_id)
+            self.c.operations.wake()
+        return out
 
     def stats(self) -> dict[str, Any]:
         """Incidents by action and the share resolved without a person."""
@@ -401,7 +458,13 @@ class ExceptionFlow:
             "auto_resolved_share": round(auto / total, 4) if total else None,
             "queue": sum(counts.get(f"items_{s}", 0) for s in NEEDS_PERSON),
             "items": {k[6:]: v for k, v in counts.items() if k.startswith("items_")},
+            "actions": self.db.action_counts(),
+            "tasks_open": len(self.db.tasks("open", 1000)),
         }
+
+
+def _compact(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _past(verb: str) -> str:

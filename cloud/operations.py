@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloud.api_access import Access
 from cloud.customer_etas import CustomerEtas
-from cloud.errors import InvalidError, NotFoundError
+from cloud.errors import ConflictError, InvalidError, NotFoundError
 from cloud.exceptions_flow import ExceptionFlow
 from cloud.ops import (
     Channel,
@@ -174,6 +174,19 @@ class Operations:
         self.exceptions.scan()
         return self.drain()
 
+    def finish_task(self, task_id: str, by: str, note: str = "") -> dict[str, Any]:
+        """A person marks an ops task (call the driver, bring a parcel back...) done."""
+        with self.db.store.transaction() as conn:
+            task = self.db.task(task_id, conn)
+            if task is None:
+                raise NotFoundError(f"no task {task_id!r}")
+            if task["status"] == "done":
+                raise ConflictError(
+                    f"task {task_id} was already done by {task['done_by']} at {task['done_ms']}"
+                )
+            self.db.close_task(conn, task_id, by, note, self.c.now_ms())
+            return dict(self.db.task(task_id, conn) or {})
+
     def delivery_confirmed(self, conn: sqlite3.Connection, peer: str, e: StopEvent) -> None:
         """A delivery that happened, with its proof, for billing: a webhook event."""
         if e.type != "delivered":
@@ -209,6 +222,8 @@ class Operations:
                 try:
                     if entry["kind"] == "notify":
                         self._notify(entry["payload"]["notification_id"])
+                    elif entry["kind"] == "action":
+                        self.exceptions.actions.run(entry["payload"]["action_id"])
                     elif entry["kind"] == "webhook":
                         p = entry["payload"]
                         self.webhooks.publish(

@@ -62,12 +62,31 @@ DEFAULT_OPTIONS: dict[ExceptionClass, tuple[Option, ...]] = {
         ("deliver_and_flag", "Deliver and flag for the shipper", 0.0),
         ("replace_parcel", "Ship a replacement", 80.0),
     ),
+    ExceptionClass.VEHICLE_OFFLINE: _options(
+        ("await_reconnect", "Let the van work offline; its outbox syncs when it is back", 0.0),
+        ("call_driver", "Call the driver", 1.0),
+        ("reassign_remaining_stops", "Move its remaining stops to other vehicles", 60.0),
+    ),
     ExceptionClass.CAPACITY_SHORTFALL: _options(
         ("move_to_carrier", "Hand the overflow to a carrier", 6.0),
         ("add_vehicle", "Add a vehicle to the day", 180.0),
         ("postpone", "Postpone the lowest-priority orders", 2.0),
     ),
 }
+for _cls, _key, _label in (
+    (ExceptionClass.PLAN_CONFLICT, "repair_plan", "Field facts win: repair the plan"),
+    (ExceptionClass.DUPLICATE_PARCEL, "hold_duplicate", "Hold the duplicate at the sorter"),
+    (ExceptionClass.MISROUTED_PARCEL, "transfer_parcel", "Move the parcel to its right place"),
+    (ExceptionClass.UNKNOWN_PARCEL, "problem_shelf", "Put the parcel on the problem shelf"),
+    (ExceptionClass.CANCELLED_PARCEL, "return_to_sender", "Route the parcel to returns"),
+    (ExceptionClass.MISSING_PARCEL, "replan_stop", "Plan the stop again"),
+    (ExceptionClass.CONTAINER_OVERFLOW, "move_stops", "Use the sorter's fallback container"),
+):
+    DEFAULT_OPTIONS[_cls] = _options(
+        (_key, _label, 0.0),
+        ("call_driver", "Call the driver", 1.0),
+        ("investigate", "Investigate", 5.0),
+    )
 _GENERIC = _options(
     ("call_driver", "Call the driver", 1.0),
     ("acknowledge", "Acknowledge; no action", 0.0),
@@ -150,7 +169,10 @@ def classify(
         incident, cost_impact=context.cost_impact, customer_tier=context.customer_tier
     )
     options = context.options or DEFAULT_OPTIONS.get(incident.cls, _GENERIC)
-    wanted = policy.rule(incident.cls).recommended
+    rule = policy.rule(incident.cls)
+    wanted = rule.recommended
+    if verdict.action is Action.AUTO and rule.auto_option:
+        wanted = rule.auto_option
     recommended = next((o for o in options if o.key == wanted), None)
     if recommended is None:
         recommended = min(options, key=lambda o: o.cost)

@@ -73,6 +73,8 @@ class ClassPolicy(_Strict):
     escalate_at: Number | None = None
     reasons: dict[Annotated[str, Field(strict=True)], Action] = Field(default_factory=dict)
     recommended: Annotated[str, Field(strict=True)] | None = None
+    auto_option: Annotated[str, Field(strict=True)] | None = None
+    """The option carried out when the policy resolves it alone (default: ``recommended``)."""
     approval_cost_above: Number | None = None
     approval_tiers: tuple[Annotated[str, Field(strict=True)], ...] | None = None
     group_window_min: Number | None = None

@@ -144,4 +144,31 @@ MIGRATIONS: tuple[str, ...] = (
         payload TEXT NOT NULL, created_ms INTEGER NOT NULL, done_ms INTEGER);
     CREATE INDEX ops_outbox_open ON ops_outbox (done_ms, entry_id)
     """,
+    # 4: what exception decisions carried out: one action per automatic resolution of an
+    #    incident and per person's decision (its option, what it is about, its status, the
+    #    triggers it waits on, its outcome); each incident's own subject (order, vehicle);
+    #    the instructions ops staff must carry out themselves (tasks); and the stop facts a
+    #    re-attempt set aside
+    """
+    ALTER TABLE exception_incidents ADD COLUMN subject TEXT;
+    CREATE TABLE exception_actions (
+        action_id TEXT PRIMARY KEY, item_id TEXT NOT NULL REFERENCES exception_items (item_id),
+        incident_id TEXT, decision_id TEXT NOT NULL, option TEXT NOT NULL, label TEXT NOT NULL,
+        by TEXT NOT NULL, subject TEXT NOT NULL, status TEXT NOT NULL
+        CHECK (status IN ('queued', 'waiting', 'done', 'failed', 'skipped')),
+        triggers TEXT NOT NULL DEFAULT '[]', outcome TEXT NOT NULL DEFAULT '{}',
+        created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, done_ms INTEGER);
+    CREATE INDEX exception_actions_item ON exception_actions (item_id, created_ms);
+    CREATE INDEX exception_actions_status ON exception_actions (status, created_ms);
+    CREATE TABLE ops_tasks (
+        task_id TEXT PRIMARY KEY, action_id TEXT NOT NULL, item_id TEXT NOT NULL,
+        option TEXT NOT NULL, text TEXT NOT NULL, vehicle_id TEXT, order_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('open', 'done')), created_ms INTEGER NOT NULL,
+        done_by TEXT, done_note TEXT, done_ms INTEGER);
+    CREATE INDEX ops_tasks_open ON ops_tasks (status, created_ms);
+    CREATE TABLE stop_fact_history (
+        stop_id TEXT NOT NULL, vehicle_id TEXT NOT NULL, route_id TEXT NOT NULL,
+        status TEXT NOT NULL, at_ms INTEGER NOT NULL, event_id TEXT NOT NULL PRIMARY KEY,
+        reason TEXT, recipient TEXT, set_aside_by TEXT NOT NULL, set_aside_ms INTEGER NOT NULL)
+    """,
 )

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
-from cloud.store.base import StoreBase
+from cloud.store.actions import ActionStore
 
 __all__ = ["NEEDS_PERSON", "OpsStore"]
 
@@ -32,7 +32,7 @@ def _item(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return row
 
 
-class OpsStore(StoreBase):
+class OpsStore(ActionStore):
     """The exception queue, customer ETAs, notifications, webhooks, tokens, ops outbox."""
 
     # -- exception queue -------------------------------------------------------------------
@@ -44,16 +44,21 @@ class OpsStore(StoreBase):
         return row is not None
 
     def open_group(
-        self, conn: sqlite3.Connection, group_key: str, since_ms: int
+        self,
+        conn: sqlite3.Connection,
+        group_key: str,
+        since_ms: int,
+        statuses: tuple[str, ...] = ("open", "auto_resolved", *NEEDS_PERSON),
     ) -> dict[str, Any] | None:
-        """The newest undecided item of this cause with an incident at or after ``since_ms``."""
+        """The newest item of this cause in one of ``statuses`` (undecided ones by default)
+        with an incident at or after ``since_ms``."""
+        marks = ",".join("?" * len(statuses))
         return _item(
             self.one(
                 conn,
-                "SELECT * FROM exception_items WHERE group_key = ? AND last_at_ms >= ? "
-                "AND status IN ('open', 'auto_resolved', 'awaiting_approval', 'escalated') "
-                "ORDER BY last_at_ms DESC LIMIT 1",
-                (group_key, since_ms),
+                f"SELECT * FROM exception_items WHERE group_key = ? AND last_at_ms >= ? "
+                f"AND status IN ({marks}) ORDER BY last_at_ms DESC LIMIT 1",
+                (group_key, since_ms, *statuses),
             )
         )
 
@@ -85,11 +90,25 @@ class OpsStore(StoreBase):
         source: str,
         detail: str,
         at_ms: int,
+        subject: dict[str, Any] | None = None,
     ) -> None:
         conn.execute(
-            "INSERT INTO exception_incidents VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (incident_id, item_id, cls, action, source, detail, at_ms),
-        )
+            "INSERT INTO exception_incidents (incident_id, item_id, cls, action, source, detail, "
+            "at_ms, subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                incident_id, item_id, cls, action, source, detail, at_ms,
+                json.dumps(subject, sort_keys=True) if subject is not None else None,
+            ),
+        )  # fmt: skip
+
+    def incident_subjects(self, conn: sqlite3.Connection, item_id: str) -> list[dict[str, Any]]:
+        """The subjects (order, vehicle...) of an item's incidents, oldest first."""
+        rows = conn.execute(
+            "SELECT subject FROM exception_incidents WHERE item_id = ? AND subject IS NOT NULL "
+            "ORDER BY at_ms, incident_id",
+            (item_id,),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def exception_item(
         self, item_id: str, conn: sqlite3.Connection | None = None

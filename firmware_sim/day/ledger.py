@@ -12,9 +12,8 @@ cloud: it reads the files it left, as an auditor would).
   decision taken by policy (``approved_by`` ``policy:*``) closed it with a solution, or —
   for a device's breakdown report — when that report turned into such a trigger; it is
   *escalated* when its decision is an escalation, found no solution, or nothing closed it.
-* **notifications**: the customer-facing window rule of DESIGN.md, replayed over the
-  decisions' planned service times: a customer is told the first planned time, again only
-  when a later plan moves it by 30 minutes or more, and when a delivery attempt fails.
+* **notifications**: the customer messages the cloud sent, read from its own
+  ``notifications`` table (status ``sent``), not replayed here.
 """
 
 from __future__ import annotations
@@ -24,9 +23,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MEANINGFUL_SHIFT_S", "events_ledger", "exceptions_ledger", "notifications"]
+__all__ = ["events_ledger", "exceptions_ledger", "notifications"]
 
-MEANINGFUL_SHIFT_S = 1800
 DISRUPTION_TRIGGERS = ("outage", "breakdown", "late")
 
 
@@ -65,18 +63,35 @@ def exceptions_ledger(cloud_db: Path, day_start_ms: int) -> dict[str, Any]:
         c.row_factory = sqlite3.Row
         try:
             triaged = [dict(r) for r in c.execute(
-                "SELECT i.cls, i.at_ms, i.source, t.status FROM exception_incidents i "
+                "SELECT i.cls, i.at_ms, i.source, i.action, t.status FROM exception_incidents i "
                 "JOIN exception_items t USING (item_id) ORDER BY i.at_ms"
             )]  # fmt: skip
         except sqlite3.OperationalError:
             triaged = []
+        try:
+            acts = c.execute(
+                "SELECT option, status, count(*) FROM exception_actions GROUP BY 1, 2 ORDER BY 1, 2"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            acts = []
     if triaged:
         items = [
             {"category": r["cls"], "at_s": (r["at_ms"] - day_start_ms) / 1000,
-             "auto": r["status"] not in NEEDS_PERSON, "subject": r["source"]}
+             "auto": r["status"] not in NEEDS_PERSON, "subject": r["source"],
+             "policy": r["action"]}
             for r in triaged
         ]  # fmt: skip
-        return _tally(items, "coordinator triage (exception_incidents)")
+        out = _tally(items, "coordinator triage (exception_incidents)")
+        by_action: dict[str, dict[str, int]] = {}
+        for i in items:
+            row = by_action.setdefault(i["category"], {})
+            row[i["policy"]] = row.get(i["policy"], 0) + 1
+        out["exceptions_by_policy_action"] = by_action
+        actions: dict[str, dict[str, int]] = {}
+        for option, status, n in acts:
+            actions.setdefault(option, {})[status] = int(n)
+        out["exception_actions"] = actions
+        return out
     return _replayed(cloud_db, day_start_ms)
 
 
@@ -141,28 +156,32 @@ def _replayed(cloud_db: Path, day_start_ms: int) -> dict[str, Any]:
     return _tally(items, "decisions and triggers (the rule above)")
 
 
-def notifications(cloud_db: Path, failed: list[tuple[str, float]]) -> dict[str, Any]:
-    """``failed``: (order id, time of day) of every failed attempt."""
+def notifications(cloud_db: Path, day_start_ms: int) -> dict[str, Any]:
+    """The customer messages the cloud actually sent (its ``notifications`` table): by
+    status, by kind (an ETA window given or moved, a delivery moved to another day) and by
+    the rule's reason; the times they left."""
     with _ro(cloud_db) as c:
-        rows = c.execute("SELECT output, at_ms FROM decisions ORDER BY at_ms").fetchall()
-    last: dict[str, int] = {}
-    sent: list[dict[str, Any]] = []
-    for output, at_ms in rows:
-        out = json.loads(output or "{}")
-        for oid, at in (out.get("service_at") or {}).items():
-            if at is None:
-                continue
-            prev = last.get(oid)
-            if prev is None or abs(at - prev) >= MEANINGFUL_SHIFT_S:
-                sent.append({"order_id": oid, "reason": "window" if prev is None else "moved",
-                             "at_ms": at_ms})  # fmt: skip
-                last[oid] = at
-    moved = sum(1 for s in sent if s["reason"] == "moved")
+        try:
+            rows = c.execute(
+                "SELECT kind, reason, status, created_ms, sent_ms FROM notifications "
+                "ORDER BY created_ms"
+            ).fetchall()
+        except sqlite3.OperationalError:  # a store without operations
+            rows = []
+    sent = [r for r in rows if r[2] == "sent"]
+    by_reason: dict[str, int] = {}
+    for _kind, reason, *_ in sent:
+        by_reason[reason] = by_reason.get(reason, 0) + 1
     return {
-        "notifications_sent": len(sent) + len(failed),
-        "notifications_first": len(sent) - moved,
-        "notifications_moved": moved,
-        "notifications_failed": len(failed),
-        "notice_times_ms": [s["at_ms"] for s in sent],
-        "failed_times_s": [t for _, t in failed],
+        "notifications_sent": len(sent),
+        "notifications_not_sent": sum(1 for r in rows if r[2] != "sent"),
+        "notifications_first": by_reason.get("first_window", 0),
+        "notifications_moved": sum(by_reason.get(k, 0) for k in ("shift", "narrowed", "delay")),
+        "notifications_new_day": sum(1 for r in sent if r[0] == "new_day"),
+        "notifications_by_reason": by_reason,
+        "notifications_source": "cloud notifications table (status sent)",
+        "notice_times_ms": [r[4] or r[3] for r in sent if r[0] != "new_day"],
+        "failed_times_s": [
+            ((r[4] or r[3]) - day_start_ms) / 1000 for r in sent if r[0] == "new_day"
+        ],
     }

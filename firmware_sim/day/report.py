@@ -153,7 +153,7 @@ def _notifications(out: Path, world: World, notices: dict[str, Any]) -> Path:
     fig, ax = plt.subplots(figsize=(8, 3))
     bins = list(range(world.scenario.start - 3600, world.scenario.end + 3601, 1800))
     ax.hist([times, notices["failed_times_s"]], bins=bins, stacked=True,
-            label=["window given / moved ≥ 30 min", "failed attempt"])  # fmt: skip
+            label=["ETA window given / moved", "moved to another day"])  # fmt: skip
     _hours(ax, world)
     ax.set_title(f"Customer notifications ({notices['notifications_sent']} in all)")
     ax.legend(fontsize=7)

@@ -32,8 +32,7 @@ def summarize(opts: DayOptions, r: DayResult, work: Any) -> tuple[dict[str, Any]
     devices = [d.vehicle.vehicle_id for d in r.drivers] + [world.scenario.depots[0].depot_id]
     ev = events_ledger(work, devices, work / "cloud.db")
     exc = exceptions_ledger(work / "cloud.db", world.scenario.day_start_epoch * 1000)
-    failed = [(v.order_id, v.done) for d in r.wayline for v in d.visits if not v.ok]
-    notes = notifications(work / "cloud.db", failed)
+    notes = notifications(work / "cloud.db", world.scenario.day_start_epoch * 1000)
     vans = {
         d.vehicle.vehicle_id: {"offline": offline_periods(d.log.online), "cuts": d.log.cuts}
         for d in r.drivers
