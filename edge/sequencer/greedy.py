@@ -1,15 +1,16 @@
-"""The pure-Python re-sequencer: a warm start or a time-oriented nearest neighbour (the
-cheapest of two variants), then or-opt and 2-opt moves restricted to near neighbours,
-judged by the full soft-window simulation and stopped at the time limit. Fast enough to be
-everyone's fallback. :func:`polish` is the same local search, iterated, for other solvers'
-answers."""
+"""The pure-Python re-sequencer: the cheapest of the warm start, a time-oriented nearest
+neighbour (two variants) and a window-keeping cheapest insertion, then or-opt and 2-opt
+moves restricted to near neighbours, judged by the full soft-window simulation and stopped
+at the time limit. Fast enough to be everyone's fallback and the solvers' warm start.
+:func:`polish` is the same local search, iterated, for other solvers' answers."""
 
 from __future__ import annotations
 
-import heapq
 import logging
 import random
 import time
+
+import numpy as np
 
 from edge.sequencer.base import build_result
 from edge.sequencer.problem import SequenceResult, SequencerParams, SequencingProblem
@@ -25,7 +26,7 @@ KICKS_WITHOUT_GAIN = 30  # polish stops after this many fruitless kicks in a row
 
 
 class GreedySequencer:
-    """Nearest neighbour with soft windows, then or-opt/2-opt until the time limit."""
+    """Nearest neighbour or insertion, then or-opt/2-opt until the time limit."""
 
     name = "greedy"
 
@@ -39,11 +40,12 @@ class GreedySequencer:
         fixed = 1 if problem.committed_next is not None else 0
         best = ev.indices(problem.current_order)
         best_cost = ev.cost(best)
-        for urgency in URGENCIES:
-            nn = _nearest_neighbour(ev, best[:fixed], urgency)
-            nn_cost = ev.cost(nn)
-            if nn_cost < best_cost:
-                best, best_cost = nn, nn_cost
+        starts = [_nearest_neighbour(ev, best[:fixed], u) for u in URGENCIES]
+        starts.append(_insertion(ev, best[:fixed]))
+        for route in starts:
+            cost = ev.cost(route)
+            if cost < best_cost:
+                best, best_cost = route, cost
         best, best_cost = _local_search(
             ev, best, best_cost, fixed, deadline, _near(ev, self.neighbours)
         )
@@ -90,45 +92,120 @@ def polish(
 def _nearest_neighbour(ev: Evaluator, prefix: list[int], urgency: float = 0.0) -> list[int]:
     """Next is the stop that is cheapest to serve from here: travel, wait and lateness, plus
     ``urgency`` per second of slack left before its due time (Solomon's time-oriented
-    nearest neighbour), which brings the stops whose windows close soon forward."""
+    nearest neighbour), which brings the stops whose windows close soon forward. Each step
+    scores every stop left at once (NumPy); ties go to the lower stop position."""
     p = ev.problem
-    tt, dm = p.travel_time, p.distance
+    tt, dm = ev.arrays()
+    node = np.asarray(ev.node, dtype=np.int64)
+    ready = np.asarray(ev.ready, dtype=np.int64)
+    due = np.asarray(ev.due, dtype=np.int64)
+    service = ev.service
     w = ev.params.lateness_weight
     route = list(prefix)
-    left = set(range(len(p.stops))) - set(route)
+    done = np.zeros(len(node), dtype=bool)
+    done[route] = True
     t, pos = p.start_time, p.start_node
     for i in route:
-        t = max(t + tt[pos][ev.node[i]], ev.ready[i]) + ev.service[i]
+        t = max(t + tt[pos, ev.node[i]], ev.ready[i]) + service[i]
         pos = ev.node[i]
-    while left:
-        best_i, best_s = -1, float("inf")
-        for i in left:
-            a = t + tt[pos][ev.node[i]]
-            start = max(a, ev.ready[i])
-            slack = ev.due[i] - start
-            score = (
-                dm[pos][ev.node[i]] + (start - a) + (urgency * slack if slack >= 0 else -w * slack)
-            )
-            if score < best_s or (score == best_s and i < best_i):
-                best_i, best_s = i, score
-        i = best_i
-        left.discard(i)
+    for _ in range(len(node) - len(route)):
+        a = t + tt[pos, node]
+        start = np.maximum(a, ready)
+        slack = due - start
+        score = dm[pos, node] + (start - a) + np.where(slack >= 0, urgency * slack, -w * slack)
+        score[done] = np.inf
+        i = int(np.argmin(score))
+        done[i] = True
         route.append(i)
-        t = max(t + tt[pos][ev.node[i]], ev.ready[i]) + ev.service[i]
+        t = int(start[i]) + service[i]
         pos = ev.node[i]
     return route
 
 
+def _insertion(ev: Evaluator, prefix: list[int]) -> list[int]:
+    """Sequential cheapest insertion that keeps the windows where it can: stops by due time
+    (the free ones last, farthest from the start first), each where it adds the least
+    distance without making itself or any later stop late (``latest`` is the latest
+    service start at each position that keeps every later window and the shift end). A
+    stop that fits nowhere goes where it is least late. The route stays after ``prefix``.
+    Each stop's positions are scored at once (NumPy); the schedule is kept up to date in
+    O(route) per insertion."""
+    p = ev.problem
+    tt, dm = ev.arrays()
+    node, ready, due, service = ev.node, ev.ready, ev.due, ev.service
+    end_limit = p.shift_end if p.shift_end is not None else 2**62
+    placed = set(prefix)
+    todo = sorted(
+        (i for i in range(len(node)) if i not in placed),
+        key=lambda i: (due[i], -int(dm[p.start_node, node[i]]), i),
+    )
+    route = list(prefix)
+    fixed = len(prefix)
+    big = float(2**62)
+
+    ttl = p.travel_time
+    dep = [p.start_time]  # departure from each position (the start at 0)
+    t, pos = p.start_time, p.start_node
+    for i in route:
+        t = max(t + ttl[pos][node[i]], ready[i]) + service[i]
+        dep.append(t)
+        pos = node[i]
+    latest = [end_limit] * (len(route) + 1)  # latest start at the next position
+    for k in range(len(route) - 1, -1, -1):
+        i, nxt_node = route[k], node[route[k + 1]] if k + 1 < len(route) else p.end_node
+        latest[k] = min(due[i], latest[k + 1] - ttl[node[i]][nxt_node] - service[i])
+    prev_nodes = [p.start_node, *(node[i] for i in route)]
+    for u in todo:
+        nu = node[u]
+        prev = np.asarray(prev_nodes, dtype=np.int64)
+        nxt = np.append(prev[1:], p.end_node)
+        nxt_ready = np.asarray([*(ready[i] for i in route), 0], dtype=np.int64)
+        start_u = np.maximum(np.asarray(dep, dtype=np.int64) + tt[prev, nu], ready[u])
+        start_next = np.maximum(start_u + service[u] + tt[nu, nxt], nxt_ready)
+        added = (dm[prev, nu] + dm[nu, nxt] - dm[prev, nxt]).astype(np.float64)
+        ok = (start_u <= due[u]) & (start_next <= np.asarray(latest, dtype=np.int64))
+        ok[:fixed] = False
+        if ok.any():
+            score = np.where(ok, added, big)
+        else:  # late wherever it goes: least late first, then least distance
+            score = np.maximum(start_u - due[u], 0) * ev.params.lateness_weight + added
+            score[:fixed] = big
+        k = int(np.argmin(score))
+        route.insert(k, u)
+        prev_nodes.insert(k + 1, nu)
+        # departures from position k on, latest starts up to position k
+        dep = dep[: k + 1]
+        t, pos = dep[k], prev_nodes[k]
+        for i in route[k:]:
+            t = max(t + ttl[pos][node[i]], ready[i]) + service[i]
+            dep.append(t)
+            pos = node[i]
+        latest.insert(k, 0)
+        for j in range(k, -1, -1):
+            i = route[j]
+            nxt_node = node[route[j + 1]] if j + 1 < len(route) else p.end_node
+            lt = min(due[i], latest[j + 1] - ttl[node[i]][nxt_node] - service[i])
+            if j < k and lt == latest[j]:
+                break  # unchanged from here back
+            latest[j] = lt
+    return route
+
+
 def _near(ev: Evaluator, k: int) -> list[list[int]]:
-    """The ``k`` stops nearest each stop (ties by position): a partial sort, not a full one."""
-    dm = ev.problem.distance
-    node = ev.node
+    """The ``k`` stops nearest each stop, nearest first (ties by position)."""
+    n = len(ev.node)
+    k = min(k, n - 1)
+    if k <= 0:
+        return [[] for _ in range(n)]
+    node = np.asarray(ev.node, dtype=np.int64)
+    d = ev.arrays()[1][np.ix_(node, node)].astype(np.float64)
+    np.fill_diagonal(d, np.inf)
+    part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n - 1 else np.tile(np.arange(n), (n, 1))
     out = []
-    for i in range(len(node)):
-        row = dm[node[i]]
-        d = [row[v] for v in node]
-        d[i] = 2**62
-        out.append(heapq.nsmallest(k, range(len(node)), key=d.__getitem__))
+    for i in range(n):
+        cand = [int(j) for j in part[i] if j != i]
+        cand.sort(key=lambda j: (d[i, j], j))
+        out.append(cand[:k])
     return out
 
 

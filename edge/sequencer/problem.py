@@ -18,6 +18,7 @@ import copy
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "Break",
@@ -113,6 +114,7 @@ class SequencingProblem:
     current_order: tuple[str, ...] = ()
     coordinates: tuple[tuple[float, float], ...] | None = None
     index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _arrays: tuple[Any, Any] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         tt = _matrix(self.travel_time, "travel-time")
@@ -142,6 +144,20 @@ class SequencingProblem:
             raise InvalidProblemError("coordinates must list one point per matrix node")
         if self.capacity is not None and self.capacity < 0:
             raise InvalidProblemError("negative capacity")
+
+    def arrays(self) -> tuple[Any, Any]:
+        """The travel-time and distance matrices as NumPy ``int64`` arrays, made on first
+        use and shared by every solver (and every :meth:`reordered` copy) of this problem."""
+        if self._arrays is None:
+            import numpy as np
+
+            arrays = (
+                np.asarray(self.travel_time, dtype=np.int64),
+                np.asarray(self.distance, dtype=np.int64),
+            )
+            object.__setattr__(self, "_arrays", arrays)
+        assert self._arrays is not None
+        return self._arrays
 
     @property
     def initial_load(self) -> int:

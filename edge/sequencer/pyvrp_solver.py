@@ -134,8 +134,9 @@ class _Model:
             for v in nodes
         ]
         idx = np.array(nodes)
-        dist = np.asarray(problem.distance, dtype=np.int64)[np.ix_(idx, idx)]
-        dur = np.asarray(problem.travel_time, dtype=np.int64)[np.ix_(idx, idx)]
+        tt, dm = problem.arrays()
+        dist = dm[np.ix_(idx, idx)]
+        dur = tt[np.ix_(idx, idx)]
         use_load = problem.capacity is not None
         clients = [
             pyvrp.Client(

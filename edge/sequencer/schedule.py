@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from edge.sequencer.problem import InvalidProblemError, SequencerParams, SequencingProblem
 
@@ -65,6 +66,11 @@ class Evaluator:
         self.ids = [s.id for s in st]
         self.initial_load = problem.initial_load
         self.has_depth = any(self.depthv)
+
+    def arrays(self) -> tuple[Any, Any]:
+        """The travel-time and distance matrices as NumPy arrays (see
+        :meth:`SequencingProblem.arrays`)."""
+        return self.problem.arrays()
 
     def run(self, idx: Sequence[int], trace: bool = False) -> Schedule:
         p = self.problem
