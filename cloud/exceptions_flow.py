@@ -31,6 +31,7 @@ from cloud.exception_rules import (
     incident_to_dict,
     policy_inputs,
 )
+from cloud.geo import day_start
 from cloud.ops import (
     Action,
     AlreadyDecidedError,
@@ -118,6 +119,7 @@ class ExceptionFlow:
         order = self.db.order(worst.stop_id, conn)
         if order is not None and order["status"] in DONE:
             return
+        past = self._past_shift(conn, peer, r, order)
         incident = Incident.forecast(
             f"late-{peer}-{r.route_id}-{r.revision}",
             ExceptionClass.PREDICTED_LATENESS,
@@ -127,7 +129,11 @@ class ExceptionFlow:
             vehicle_id=peer,
             stop_id=worst.stop_id,
             order_id=worst.stop_id if order else None,
-            measures={"minutes_late": worst.late_s / 60, "stops_late": float(len(late))},
+            measures={
+                "minutes_late": worst.late_s / 60,
+                "stops_late": float(len(late)),
+                "minutes_past_shift": past,
+            },
             data=_compact(
                 route_id=r.route_id,
                 revision=r.revision,
@@ -137,6 +143,24 @@ class ExceptionFlow:
             ),
         )
         self.raise_incident(conn, incident, source=f"forecast:{peer}")
+
+    def _past_shift(
+        self,
+        conn: sqlite3.Connection,
+        peer: str,
+        r: RouteSequenceReport,
+        order: dict[str, Any] | None,
+    ) -> float:
+        """Minutes the van's last predicted stop falls after its shift ends (0: it can still
+        serve every stop today, late or not; also 0 when the shift is not known)."""
+        v = self.db.vehicle(peer, conn)
+        end = (v or {}).get("spec", {}).get("shift_end_s")
+        plan = self.db.latest_plan(r.route_id, conn)
+        day = plan.day if plan is not None else (order or {}).get("day")
+        if end is None or not day or not r.order:
+            return 0.0
+        last = max(s.eta for s in r.order)
+        return round(max(0.0, (last - (day_start(day) + int(end))) / 60), 1)
 
     def scan(self) -> int:
         """Carrier outages and breakdowns queued by dispatch, and vehicles offline too long.

@@ -1,4 +1,5 @@
-"""The ops dashboard in real Chromium: log in, see a vehicle move, approve an escalation."""
+"""The ops dashboard in real Chromium: log in, see a vehicle move, approve an escalation and
+see what it carried out, mark the task it gave done."""
 
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ def test_log_in_see_a_vehicle_move_and_approve_an_escalation(tmp_path: Path, pag
     server.start()
     try:
         network(c, ["van-a", "van-b"])
-        add_orders(c, 4)
+        orders = add_orders(c, 4)
         feed(c, "van-a", telemetry(D0 + 8 * 3600, 52.370, 4.880))
         feed(c, "van-b", telemetry(D0 + 8 * 3600, 52.380, 4.900))
-        feed(c, "van-a", report("brk-1", "breakdown", int((D0 + 8 * 3600) * 1000), "critical"))
+        t = int((D0 + 8 * 3600) * 1000)
+        feed(c, "van-a", report("cold-1", "temperature_excursion", t, "critical",
+                                stop_id=orders[0], data={"degrees_over": 3.0}))  # fmt: skip
         feed(c, "van-b", report("dup-1", "duplicate", int((D0 + 8 * 3600) * 1000)))
         [item] = c.db.exception_items(queue=True)
 
@@ -65,7 +68,7 @@ def test_log_in_see_a_vehicle_move_and_approve_an_escalation(tmp_path: Path, pag
 
         queued = page.locator(f'#queue tr[data-item="{item["item_id"]}"]')
         queued.wait_for()
-        assert "vehicle_breakdown" in queued.inner_text()
+        assert "temperature_excursion" in queued.inner_text()
         (tmp_path / "dashboard.png").write_bytes(page.screenshot(full_page=True))
         queued.locator("button.approve").click()
         queued.wait_for(state="detached", timeout=10_000)
@@ -80,6 +83,20 @@ def test_log_in_see_a_vehicle_move_and_approve_an_escalation(tmp_path: Path, pag
         text = decided.first.inner_text()
         assert "ops:ops" in text and "approved" in text
         assert c.db.exception_item(item["item_id"])["status"] == "approved"
+
+        # what the approval carried out: an instruction for ops staff, shown with its outcome
+        done = page.locator(f'#actions tr[data-item="{item["item_id"]}"][data-status="done"]')
+        done.wait_for(timeout=10_000)
+        outcome = done.locator("td.outcome").inner_text()
+        assert "Bring the parcel back for inspection" in outcome and orders[0] in outcome
+        [task] = c.db.tasks("open")
+        row = page.locator(f'#tasks tr[data-task="{task["task_id"]}"]')
+        row.wait_for()
+        (tmp_path / "carried-out.png").write_bytes(page.screenshot(full_page=True))
+        row.locator("button.done").click()
+        row.wait_for(state="detached", timeout=10_000)
+        page.wait_for_selector("#tasks-empty:not([hidden])")
+        assert c.db.task(task["task_id"])["done_by"] == "ops:ops"
     finally:
         page.context.close()  # Chromium's keep-alive connections would hold the server open
         server.stop()

@@ -27,8 +27,9 @@ OPTIONS = (
 
 
 def escalation(n: int = 1) -> Approval:
+    # a breakdown re-planned by itself unless, as here, its cost impact needs an approval
     incident = Incident.forecast(f"brk-{n}", "vehicle_breakdown", T0, vehicle_id="van-12")
-    decision = classify(default_policy(), incident, Context(options=OPTIONS, cost_impact=42.0))
+    decision = classify(default_policy(), incident, Context(options=OPTIONS, cost_impact=420.0))
     return Approval(f"ap-{n}", decision, created_ms=T0)
 
 

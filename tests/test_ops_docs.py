@@ -40,6 +40,8 @@ def test_the_default_table_in_the_docs_matches_the_shipped_file() -> None:
         row = next(line for line in DOC.splitlines() if line.startswith(f"| `{cls.value}` |"))
         if rule.recommended:
             assert f"`{rule.recommended}`" in row
+        if rule.auto_option:
+            assert f"(auto: `{rule.auto_option}`)" in row
         if rule.measure:
             assert f"`{rule.measure}` < {rule.auto_below:g}" in row
             assert f"≥ {rule.escalate_at:g}" in row

@@ -103,6 +103,18 @@ async function decide(itemId, verb) {
   refresh();
 }
 
+async function finishTask(taskId) {
+  const r = await fetch(`/v1/tasks/${encodeURIComponent(taskId)}/done`, {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ note: "done from the dashboard" }),
+  });
+  if (!r.ok) {
+    const body = await r.json().catch(() => ({}));
+    window.alert(body.error || body.detail || `HTTP ${r.status}`);
+  }
+  refresh();
+}
+
 function render(data) {
   const now = data.now_ms;
   document.getElementById("who").textContent = `${data.user.name} (${data.user.roles.join(", ")})`;
@@ -133,6 +145,29 @@ function render(data) {
     const no = el("button", { class: "reject", "data-item": item.item_id }, "Reject");
     no.addEventListener("click", () => decide(item.item_id, "reject"));
     cell.append(ok, " ", no);
+    tr.append(cell);
+    return tr;
+  }));
+  const actions = data.actions || [];
+  document.getElementById("actions-empty").hidden = actions.length > 0;
+  fillRows(document.getElementById("actions"), actions.map(a => {
+    const tr = el("tr", { "data-action": a.action_id, "data-item": a.item_id, "data-status": a.status });
+    for (const t of [new Date(a.updated_ms).toISOString().slice(11, 19), a.item_id, a.cls, a.label,
+      a.by, a.status, (a.outcome && a.outcome.did) || "–"]) tr.append(el("td", {}, t));
+    tr.children[5].className = `status-${a.status}`;
+    tr.children[6].className = "outcome";
+    return tr;
+  }));
+  const tasks = data.tasks || [];
+  document.getElementById("tasks-empty").hidden = tasks.length > 0;
+  fillRows(document.getElementById("tasks"), tasks.map(t => {
+    const tr = el("tr", { "data-task": t.task_id });
+    tr.append(el("td", {}, new Date(t.created_ms).toISOString().slice(11, 19)), el("td", {}, t.task_id),
+      el("td", {}, t.text));
+    const cell = el("td");
+    const done = el("button", { class: "done", "data-task": t.task_id }, "Done");
+    done.addEventListener("click", () => finishTask(t.task_id));
+    cell.append(done);
     tr.append(cell);
     return tr;
   }));

@@ -56,6 +56,7 @@ DEFAULT_OPTIONS: dict[ExceptionClass, tuple[Option, ...]] = {
         ("notify_customer", "Tell the customer the new window", 0.0),
         ("resequence", "Re-sequence the route to protect the window", 3.0),
         ("move_stop", "Move the stop to another vehicle", 15.0),
+        ("postpone", "Move the stop to the next day and tell the customer", 4.0),
     ),
     ExceptionClass.TEMPERATURE_EXCURSION: _options(
         ("return_to_depot", "Bring the parcel back for inspection", 25.0),

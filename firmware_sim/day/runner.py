@@ -269,11 +269,11 @@ def _start_event(
         elif e.kind == "breakdown":
             vid = e.params["vehicle"]
             if vid in drivers:
-                drivers[vid].gw.set_van(broken=True)
                 api.post(
                     f"/v1/vehicles/{vid}/breakdown?rebalance=false",
                     {"day": day, "reason": "engine fault"},
                 )
+                _on_gateway(lambda: drivers[vid].gw.set_van(broken=True))
             else:
                 rec["applied"] = False  # that van is not on the road in this run
         # dead zones act through the gateways' coverage maps, jams through traffic factors,
@@ -290,7 +290,7 @@ def _end_event(
     try:
         if e.kind == "breakdown" and e.params["vehicle"] in drivers:
             vid = e.params["vehicle"]
-            drivers[vid].gw.set_van(broken=False)
+            _on_gateway(lambda: drivers[vid].gw.set_van(broken=False))
             api.post(
                 f"/v1/vehicles/{vid}/restore?rebalance=false", {"day": day, "reason": "repaired"}
             )
@@ -299,6 +299,19 @@ def _end_event(
     except OSError as exc:
         rec.update(applied=False, error=str(exc)[:200])
     return rec
+
+
+def _on_gateway(call: Callable[[], Any], tries: int = 40, wait_s: float = 0.25) -> Any:
+    """A call to a van's simulated hardware, retried while its gateway restarts after a
+    power cut (the cut may fall at the same moment as the scenario's event)."""
+    for k in range(tries):
+        try:
+            return call()
+        except OSError:
+            if k == tries - 1:
+                raise
+            time.sleep(wait_s)
+    return None
 
 
 def _counts(
