@@ -1,0 +1,71 @@
+"""The re-sequencer benchmark's reference cache and its days after an event."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from bench.resequence import References, after_event, fingerprint, van_day
+from edge.sequencer import GreedySequencer, SequencerParams, simulate
+
+PARAMS = SequencerParams(time_limit_s=0.05)
+
+
+def test_references_are_cached_as_orders_and_re_simulated(tmp_path: Path) -> None:
+    prob = van_day(20, seed=3)
+    path = tmp_path / "refs.json"
+    refs = References(path, PARAMS)
+    assert not refs.load("20:van3", prob, 30.0)  # nothing cached yet
+    r = GreedySequencer().solve(prob, PARAMS)
+    refs.offer("20:van3", prob, r, "greedy", 30.0)
+    refs.save()
+
+    again = References(path, PARAMS)
+    assert again.load("20:van3", prob, 30.0)
+    assert again.cost["20:van3"] == simulate(prob, r.order).cost(PARAMS)
+    assert again.order("20:van3") == r.order
+    assert not again.load("20:van3", prob, 60.0)  # cached from shorter runs than asked
+    other = replace(prob, start_time=prob.start_time + 600)
+    assert not again.load("20:van3", other, 30.0)  # another problem under the same name
+
+    # a stored cost is never trusted: the order is simulated again
+    data = json.loads(path.read_text())
+    data["20:van3"]["cost"] = 1.0
+    path.write_text(json.dumps(data))
+    third = References(path, PARAMS)
+    assert third.load("20:van3", prob, 30.0)
+    assert third.cost["20:van3"] == again.cost["20:van3"]
+
+
+def test_only_a_cheaper_route_replaces_a_reference(tmp_path: Path) -> None:
+    prob = van_day(20, seed=3)
+    refs = References(tmp_path / "refs.json", PARAMS)
+    good = GreedySequencer().solve(prob, PARAMS)
+    bad = replace(good, cost=good.cost + 1, order=prob.current_order)
+    refs.offer("k", prob, good, "greedy", 30.0)
+    refs.offer("k", prob, bad, "worse", 0.0)
+    assert refs.by["k"] == "greedy"
+    assert refs.order("k") == good.order
+    better = replace(good, cost=good.cost - 1)
+    refs.offer("k", prob, better, "short run", 0.0)
+    assert refs.by["k"] == "short run"
+    refs.save()
+    stored = json.loads((tmp_path / "refs.json").read_text())["k"]
+    assert stored["long_s"] == 30.0  # the long run's seconds stay with the day
+
+
+def test_a_day_after_an_event_starts_late_from_the_plan() -> None:
+    prob = van_day(50, seed=1)
+    plan = GreedySequencer().solve(prob, PARAMS).order
+    ev = after_event(prob, plan, seed=50)
+    horizon = prob.shift_end - prob.start_time  # type: ignore[operator]
+    assert ev.current_order == plan
+    assert ev.start_time == prob.start_time + round(0.02 * horizon)
+    moved = [(a, b) for a, b in zip(prob.stops, ev.stops, strict=True) if a != b]
+    assert len(moved) == 3
+    for a, b in moved:
+        assert a.due - a.ready < horizon // 2  # only windowed stops move
+        assert (b.ready - a.ready, b.due - a.due) == (round(0.05 * horizon),) * 2
+    assert fingerprint(ev) != fingerprint(prob)
+    assert after_event(prob, plan, seed=50) == ev  # seeded

@@ -1,0 +1,112 @@
+"""The re-sequencer's effort scales with the stops, and its insertion start keeps windows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from edge.sequencer import (
+    GreedySequencer,
+    PortfolioSequencer,
+    SequenceResult,
+    SequencerParams,
+    SequencingProblem,
+    Stop,
+    make_sequencer,
+    problem_from_instance,
+    simulate,
+)
+from edge.sequencer.greedy import _insertion
+from edge.sequencer.portfolio import TARGET_S
+from edge.sequencer.schedule import Evaluator
+from routing import read_instance
+
+DATA = "/work/shared/data/solomon"
+
+
+def _day(name: str, n: int, stretch: float) -> SequencingProblem:
+    inst = read_instance(f"{DATA}/{name}.txt")
+    customers = list(range(1, n + 1))
+    warm = sorted(customers, key=lambda c: (inst.customers[c].ready, c))
+    return problem_from_instance(inst, customers, stretch=stretch, current_order=warm)
+
+
+class _Spy:
+    """Answers at once with the greedy, noting the time limit it was handed."""
+
+    name = "spy"
+
+    def __init__(self) -> None:
+        self.limits: list[float] = []
+
+    def solve(self, problem: SequencingProblem, params: SequencerParams) -> SequenceResult:
+        self.limits.append(params.time_limit_s)
+        return GreedySequencer().solve(problem, replace(params, time_limit_s=0.001))
+
+
+def test_effort_is_the_target_up_to_100_stops_and_grows_past_it() -> None:
+    seq = PortfolioSequencer(primary=None)
+    assert seq.effort_s(10, 0.2) == pytest.approx(TARGET_S)
+    assert seq.effort_s(100, 0.2) == pytest.approx(TARGET_S)
+    assert seq.effort_s(150, 0.2) == pytest.approx(min(0.2, TARGET_S * 1.5**2))
+    assert seq.effort_s(200, 0.2) == pytest.approx(0.2)  # the budget stays the cap
+    assert seq.effort_s(200, 5.0) == pytest.approx(TARGET_S * 4)
+    assert seq.effort_s(100, 0.05) == pytest.approx(0.05)  # a shorter budget is kept
+    assert PortfolioSequencer(primary=None, target_s=None).effort_s(100, 0.2) == 0.2
+
+
+def test_solver_is_handed_the_scaled_effort_not_the_whole_budget() -> None:
+    spy = _Spy()
+    prob = _day("R201", 100, stretch=4.0)
+    PortfolioSequencer(primary=spy).solve(prob, SequencerParams(time_limit_s=0.2))
+    assert len(spy.limits) == 1
+    assert spy.limits[0] < TARGET_S
+
+
+def test_default_answers_100_stops_well_inside_the_default_budget() -> None:
+    prob = _day("R201", 100, stretch=4.0)
+    seq = make_sequencer()
+    seq.solve(_day("R201", 10, stretch=4.0), SequencerParams(time_limit_s=0.05))  # imports
+    t = time.perf_counter()
+    r = seq.solve(prob, SequencerParams(time_limit_s=0.2, seed=1))
+    elapsed = time.perf_counter() - t
+    assert elapsed < 0.2  # it used to spend the whole budget
+    assert r.cost <= simulate(prob, prob.current_order).cost(SequencerParams()) + 1e-6
+
+
+@pytest.mark.parametrize(("name", "stretch"), [("C101", 6.0), ("R201", 2.4), ("RC201", 2.4)])
+def test_insertion_keeps_every_window_on_a_day_that_allows_it(name: str, stretch: float) -> None:
+    # 30 stops stretched as the benchmark does: a route keeping every window exists
+    prob = _day(name, 30, stretch=stretch)
+    ev = Evaluator(prob, SequencerParams())
+    route = _insertion(ev, [])
+    assert sorted(route) == list(range(30))
+    order = [ev.ids[i] for i in route]
+    assert simulate(prob, order).lateness == 0
+    if name == "RC201":
+        assert simulate(prob, prob.current_order).lateness > 0  # stops by ready time are late
+
+
+def test_insertion_keeps_the_committed_stop_first_and_prices_a_late_day() -> None:
+    prob = _day("R101", 40, stretch=1.0)  # a fleet's windows: one van cannot keep them
+    prob = replace(prob, committed_next="17")
+    ev = Evaluator(prob, SequencerParams())
+    route = _insertion(ev, [prob.index["17"]])
+    order = [ev.ids[i] for i in route]
+    assert order[0] == "17"
+    assert prob.is_valid_order(order)
+    assert simulate(prob, order).lateness > 0
+    r = GreedySequencer().solve(prob, SequencerParams(time_limit_s=0.05))
+    assert r.order[0] == "17"
+
+
+def test_insertion_honours_the_shift_end() -> None:
+    # two stops on a line; visiting the far one first would end the shift late
+    tt = ((0, 10, 100), (10, 0, 95), (100, 95, 0))
+    stops = (Stop("near", 1, ready=0, due=1_000), Stop("far", 2, ready=0, due=1_000))
+    prob = SequencingProblem(tt, tt, 0, 0, stops, 0, shift_end=210)
+    ev = Evaluator(prob, SequencerParams())
+    order = [ev.ids[i] for i in _insertion(ev, [])]
+    assert simulate(prob, order).lateness == 0
