@@ -16,26 +16,37 @@ def test_references_are_cached_as_orders_and_re_simulated(tmp_path: Path) -> Non
     prob = van_day(20, seed=3)
     path = tmp_path / "refs.json"
     refs = References(path, PARAMS)
-    assert not refs.load("20:van3", prob, 30.0)  # nothing cached yet
+    runs = ("greedy", "other")
+    assert refs.load("20:van3", prob, 30.0, runs) == ["greedy", "other"]  # nothing cached
     r = GreedySequencer().solve(prob, PARAMS)
     refs.offer("20:van3", prob, r, "greedy", 30.0)
     refs.save()
 
     again = References(path, PARAMS)
-    assert again.load("20:van3", prob, 30.0)
+    assert again.load("20:van3", prob, 30.0, runs) == ["other"]  # only the run it lacks
     assert again.cost["20:van3"] == simulate(prob, r.order).cost(PARAMS)
     assert again.order("20:van3") == r.order
-    assert not again.load("20:van3", prob, 60.0)  # cached from shorter runs than asked
+    assert again.load("20:van3", prob, 60.0, runs) == ["greedy", "other"]  # longer runs asked
+    worse = replace(r, cost=r.cost + 1, order=prob.current_order)
+    again.offer("20:van3", prob, worse, "other", 30.0)  # made, though not the best
+    assert again.load("20:van3", prob, 30.0, runs) == []
+    assert again.order("20:van3") == r.order
     other = replace(prob, start_time=prob.start_time + 600)
-    assert not again.load("20:van3", other, 30.0)  # another problem under the same name
+    again.save()
 
     # a stored cost is never trusted: the order is simulated again
     data = json.loads(path.read_text())
     data["20:van3"]["cost"] = 1.0
     path.write_text(json.dumps(data))
     third = References(path, PARAMS)
-    assert third.load("20:van3", prob, 30.0)
-    assert third.cost["20:van3"] == again.cost["20:van3"]
+    assert third.load("20:van3", prob, 30.0, runs) == []
+    assert third.cost["20:van3"] == simulate(prob, r.order).cost(PARAMS)
+
+    # the same name for another problem: the stale entry is dropped, every run is due
+    other = replace(prob, start_time=prob.start_time + 600)
+    assert third.load("20:van3", other, 30.0, runs) == list(runs)
+    third.save()
+    assert "20:van3" not in json.loads(path.read_text())
 
 
 def test_only_a_cheaper_route_replaces_a_reference(tmp_path: Path) -> None:
@@ -52,7 +63,7 @@ def test_only_a_cheaper_route_replaces_a_reference(tmp_path: Path) -> None:
     assert refs.by["k"] == "short run"
     refs.save()
     stored = json.loads((tmp_path / "refs.json").read_text())["k"]
-    assert stored["long_s"] == 30.0  # the long run's seconds stay with the day
+    assert stored["runs"] == {"greedy": 30.0}  # short runs are not long runs made
 
 
 def test_a_day_after_an_event_starts_late_from_the_plan() -> None:
