@@ -519,7 +519,8 @@ class ActionRunner:
         stops = self.db.stops_of([r["order_id"] for r in rows], conn)
         plan = self.db.latest_plan_of(vid, conn)
         departed = plan is not None and self.db.facts_on_route(vid, plan.route_id, conn) > 0
-        free, loaded = [], []
+        free: list[str] = []
+        loaded: list[str] = []
         for r in rows:
             mine = {p["parcel_id"] for p in stops.get(r["order_id"], {}).get("parcels", [])}
             (loaded if (mine & on_van) or departed else free).append(r["order_id"])

@@ -391,7 +391,22 @@ class ExceptionFlow:
                 (kind, value),
             )
         )
-        return Context(order=order, vehicle=vehicle, history=history)
+        return Context(
+            order=order,
+            vehicle=vehicle,
+            history=history,
+            cost_impact=self._cost_impact(conn, incident),
+        )
+
+    def _cost_impact(self, conn: sqlite3.Connection, incident: Incident) -> float:
+        """What resolving it by itself is estimated to cost (EUR): for a predicted lateness,
+        the van's overtime past its shift at the van's hourly cost."""
+        past = incident.measures.get("minutes_past_shift", 0.0)
+        if incident.cls is not ExceptionClass.PREDICTED_LATENESS or not past:
+            return 0.0
+        v = self.db.vehicle(incident.vehicle_id, conn) if incident.vehicle_id else None
+        per_hour_cents = float((v or {}).get("terms", {}).get("cost_per_hour") or 0)
+        return round(past / 60 * per_hour_cents / 100, 2)
 
     def _is_vehicle(self, peer: str, conn: sqlite3.Connection) -> bool:
         if self.db.vehicle(peer, conn) is not None:

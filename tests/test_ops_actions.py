@@ -175,13 +175,15 @@ def test_approve_and_override_through_the_api_and_each_bad_input(tmp_path: Path)
         feed(c, "van-a", _stop(c, mine[1], "failed", t + 7_200_000, "damaged"))
         late = mine[2]
         route = c.db.assignment(late)["route_id"]
-        # predicted an hour past the end of the van's shift (19:00): a person decides
-        feed(c, "van-a", sequence(route, 1, [(late, int(D0) + 20 * 3600, 200 * 60)]))
+        # predicted six hours past the end of the van's shift (19:00): 180 EUR of overtime
+        # at 30 EUR an hour is past the approval threshold (150 EUR): a person approves
+        feed(c, "van-a", sequence(route, 1, [(late, int(D0) + 25 * 3600, 360 * 60)]))
         queue = {i["order_id"]: i for i in c.db.exception_items(queue=True)}
         damaged_a, damaged_b, lateness = queue[mine[0]], queue[mine[1]], queue[late]
         a_orders, b_orders = mine[:1], mine[1:2]
         assert lateness["status"] == "awaiting_approval"
-        assert lateness["recommended"]["key"] == "postpone"
+        assert lateness["recommended"]["key"] == "notify_customer"
+        assert lateness["context"]["context"]["cost_impact"] == 180.0
         ops, _ = c.operations.access.issue("Dispatcher Kim", ["ops"])
         h = {"Authorization": f"Bearer {ops}"}
 

@@ -56,16 +56,11 @@ def incident(cls: ExceptionClass | str, n: int = 0, **fields) -> Incident:
             {"customer_tier": "premium"},
             Action.AUTO_WITH_APPROVAL,
         ),
-        # late within the van's shift: the customer is told and the route re-planned
-        ("predicted_lateness", {"measures": {"minutes_past_shift": 0}}, {}, Action.AUTO),
-        (
-            "predicted_lateness",
-            {"measures": {"minutes_past_shift": 45}},
-            {},
-            Action.AUTO_WITH_APPROVAL,
-        ),
-        ("predicted_lateness", {"measures": {"minutes_past_shift": 120}}, {}, Action.ESCALATE),
-        ("predicted_lateness", {}, {}, Action.ESCALATE),  # no measure: the class default
+        # late: the customer is told and the route re-planned; a person approves only when
+        # the van's overtime costs more than the approval threshold
+        ("predicted_lateness", {"measures": {"minutes_late": 200}}, {}, Action.AUTO),
+        ("predicted_lateness", {}, {"cost_impact": 40.0}, Action.AUTO),
+        ("predicted_lateness", {}, {"cost_impact": 180.0}, Action.AUTO_WITH_APPROVAL),
         # silent in a dead zone (or with nothing on board) works offline; silent and loaded not
         ("vehicle_offline", {"measures": {"minutes_loaded": 60}}, {}, Action.AUTO),
         ("vehicle_offline", {"measures": {"minutes_loaded": 0}}, {}, Action.AUTO),
@@ -325,7 +320,8 @@ def day_stream(seed: int = 7) -> list[tuple[Incident, Context, str | None]]:
         "predicted_lateness",
         "van-94 very late",
         vehicle_id="van-94",
-        measures={"minutes_late": 300, "minutes_past_shift": 150},
+        measures={"minutes_late": 400, "minutes_past_shift": 360},
+        context=Context(cost_impact=192.0),
     )
     add(
         "predicted_lateness",
@@ -365,15 +361,16 @@ def test_a_days_stream_reaches_people_only_for_the_genuine_ones() -> None:
     assert len(queue) == len(by_cause) == 8  # one item per cause
     assert by_cause["van-90 offline"].count == 8
     # escalations first, then those resolved pending approval
-    assert [g.action for g in queue[:6]] == [Action.ESCALATE] * 6
-    assert {genuine_ids[g.incident_ids[0]] for g in queue[6:]} == {
+    assert [g.action for g in queue[:5]] == [Action.ESCALATE] * 5
+    assert {genuine_ids[g.incident_ids[0]] for g in queue[5:]} == {
+        "van-94 very late",
         "van-95 premium",
         "van-96 costly",
     }
 
     stats = triage.stats
     assert stats.total == len(stream)
-    assert stats.escalate == 8 + 5 and stats.auto_with_approval == 2
+    assert stats.escalate == 8 + 4 and stats.auto_with_approval == 3
     assert stats.share_without_person == pytest.approx((len(stream) - 15) / len(stream))
     assert stats.share_without_person > 0.95
     assert stats.as_dict()["share_without_person"] == round(stats.share_without_person, 4)
