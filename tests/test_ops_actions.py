@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cloud import CloudSettings, Coordinator
-from cloud.exception_actions import next_day
+from cloud.action_kinds import next_day
 from cloud.operations import OperationsSettings
 from edge.vehicle import VehicleAgent, VehicleSettings
 from protocol import DeviceState, ParcelScan, StopEvent
