@@ -80,13 +80,21 @@ class Break:
             raise InvalidProblemError(f"bad break {self}")
 
 
-def _matrix(rows: Sequence[Sequence[int]], name: str) -> Matrix:
-    m = tuple(tuple(int(v) for v in row) for row in rows)
-    if not m or any(len(row) != len(m) for row in m):
+def _matrix(rows: Sequence[Sequence[int]], name: str) -> tuple[Matrix, Any]:
+    """The matrix as tuples of ints (what solvers index in Python) and as a NumPy ``int64``
+    array (what they vectorise over), checked square, non-empty and non-negative."""
+    import numpy as np
+
+    try:
+        arr = np.array(rows, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidProblemError(f"{name} matrix is not a square table of numbers") from exc
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[0] != arr.shape[1]:
         raise InvalidProblemError(f"{name} matrix must be square and non-empty")
-    if any(v < 0 for row in m for v in row):
+    if int(arr.min()) < 0:
         raise InvalidProblemError(f"{name} matrix has a negative entry")
-    return m
+    arr.setflags(write=False)
+    return tuple(map(tuple, arr.tolist())), arr
 
 
 @dataclass(frozen=True)
@@ -117,12 +125,13 @@ class SequencingProblem:
     _arrays: tuple[Any, Any] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
-        tt = _matrix(self.travel_time, "travel-time")
-        dm = _matrix(self.distance, "distance")
+        tt, tt_arr = _matrix(self.travel_time, "travel-time")
+        dm, dm_arr = _matrix(self.distance, "distance")
         if len(tt) != len(dm):
             raise InvalidProblemError("travel-time and distance matrices differ in size")
         object.__setattr__(self, "travel_time", tt)
         object.__setattr__(self, "distance", dm)
+        object.__setattr__(self, "_arrays", (tt_arr, dm_arr))
         object.__setattr__(self, "stops", tuple(self.stops))
         n = len(tt)
         nodes = [self.start_node, self.end_node, *(s.node for s in self.stops)]
@@ -146,16 +155,8 @@ class SequencingProblem:
             raise InvalidProblemError("negative capacity")
 
     def arrays(self) -> tuple[Any, Any]:
-        """The travel-time and distance matrices as NumPy ``int64`` arrays, made on first
-        use and shared by every solver (and every :meth:`reordered` copy) of this problem."""
-        if self._arrays is None:
-            import numpy as np
-
-            arrays = (
-                np.asarray(self.travel_time, dtype=np.int64),
-                np.asarray(self.distance, dtype=np.int64),
-            )
-            object.__setattr__(self, "_arrays", arrays)
+        """The travel-time and distance matrices as read-only NumPy ``int64`` arrays, shared
+        by every solver (and every :meth:`reordered` copy) of this problem."""
         assert self._arrays is not None
         return self._arrays
 
