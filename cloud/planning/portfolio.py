@@ -1,14 +1,25 @@
 """The ``Planner`` protocol, the portfolio that picks an engine per problem, and ``plan()``.
 
 What the benchmark showed (``bench/plan.py``, ``docs/performance.md``): PyVRP serves the
-time-windowed, many-vehicle problems best, but VROOM reaches fewer vehicles sooner. So
-``auto`` first gives VROOM a share of the budget (when it can represent the problem and the
-solve need not replay by iterations), hands its plan to PyVRP as the starting solution,
-runs PyVRP with most of the rest, keeps the better of the two, and keeps a reserve for
-OR-Tools, which runs only when PyVRP returns no feasible plan (PyVRP keeps
-required orders required; OR-Tools can leave one out with its reason and still plan the
-rest). ``both`` splits the budget evenly and keeps the better result: complete before
-partial before none, then the lower objective.
+time-windowed, many-vehicle problems best, but VROOM reaches fewer vehicles sooner, and
+PyVRP asked for a feasible plan under a hard fleet limit finds smaller fleets still. So
+``auto``, when the solve need not replay by iterations:
+
+* gives VROOM a short share of the budget for a first plan (when it can represent the
+  problem);
+* with one vehicle kind and every order required, starts the fleet-minimisation phase
+  from VROOM's plan at once (one vehicle less, again while it succeeds; a try that fails
+  costs at most ``FLEET_TRY_SHARE`` of the budget), then spends all the rest on distance
+  with PyVRP, warm-started from the smallest fleet found and held to it;
+* otherwise runs PyVRP from VROOM's plan (or from the current plan), then the fleet phase
+  where it applies, and keeps a reserve for OR-Tools, which runs only when PyVRP returns no
+  feasible plan (PyVRP keeps required orders required; OR-Tools can leave one out with its
+  reason and still plan the rest).
+
+Every candidate is checked by ``evaluate`` and the better one kept. A solve bounded by
+``iteration_limit`` uses PyVRP (and the OR-Tools fallback) only, and replays exactly.
+``both`` splits the budget evenly and keeps the better result: complete before partial
+before none, then the lower objective.
 """
 
 from __future__ import annotations
@@ -33,10 +44,15 @@ logger = logging.getLogger(__name__)
 AUTO_RESERVE_FRACTION = 0.1
 """Share of the budget ``auto`` keeps for the OR-Tools fallback."""
 AUTO_RESERVE_MAX_S = 3.0
-VROOM_SHARE = 0.3
+VROOM_SHARE = 0.15
 """Share of the budget ``auto`` gives VROOM for a starting plan."""
 FLEET_SHARE = 0.4
-"""Share of the budget ``auto`` keeps for the fleet-minimisation phase."""
+"""Share of the budget ``auto`` keeps for the fleet-minimisation phase after PyVRP (when
+VROOM gave no plan to start from)."""
+FLEET_END = 0.55
+"""From VROOM's plan, the fleet phase may start a try until this share of the budget."""
+FLEET_TRY_SHARE = 0.2
+"""Share of the budget one "one vehicle less" try may take (a failed try costs this)."""
 
 _RANK = {PlanStatus.COMPLETE: 0, PlanStatus.PARTIAL: 1, PlanStatus.NO_SOLUTION: 2}
 
@@ -84,29 +100,49 @@ class PortfolioPlanner:
             second = self._ortools.solve(model, time_limit_s - (time.perf_counter() - t0))
             best = better(first, second)
         else:
-            reserve = min(AUTO_RESERVE_FRACTION * time_limit_s, AUTO_RESERVE_MAX_S)
-            start = None
-            first = None
-            if model.params.iteration_limit is None and vroom_supports(model):
-                first = self._vroom.solve(model, VROOM_SHARE * time_limit_s)
-                if first.status is PlanStatus.COMPLETE:
-                    start = assignment_of(model, first)
-                    reserve = 0.0  # a complete plan is in hand: no fallback needed
-            fleet = FLEET_SHARE
-            if model.params.iteration_limit is not None or not can_minimise_fleet(model):
-                fleet = 0.0
-            remaining = time_limit_s * (1 - fleet) - reserve - (time.perf_counter() - t0)
-            best = self._pyvrp.solve(model, remaining, start=start)
-            if first is not None:
-                best = better(best, first)
-            if fleet and best.status is PlanStatus.COMPLETE:
-                remaining = time_limit_s - (time.perf_counter() - t0)
-                best = self._pyvrp.fewer_vehicles(model, best, remaining)
-            if best.status is not PlanStatus.COMPLETE:
-                logger.info("PyVRP: %s; trying OR-Tools", best.message or best.status)
-                remaining = time_limit_s - (time.perf_counter() - t0)
-                best = better(best, self._ortools.solve(model, remaining))
+            best = self._auto(model, time_limit_s, t0)
         return _retimed(best, time.perf_counter() - t0)
+
+    def _auto(self, model: Model, time_limit_s: float, t0: float) -> PlanResult:
+        def left() -> float:
+            return time_limit_s - (time.perf_counter() - t0)
+
+        reserve = min(AUTO_RESERVE_FRACTION * time_limit_s, AUTO_RESERVE_MAX_S)
+        timed = model.params.iteration_limit is None
+        fleet = timed and can_minimise_fleet(model)
+        first = None
+        if timed and vroom_supports(model):
+            first = self._vroom.solve(model, VROOM_SHARE * time_limit_s)
+            if first.status is PlanStatus.COMPLETE:
+                reserve = 0.0  # a complete plan is in hand: no fallback needed
+        if fleet and first is not None and first.status is PlanStatus.COMPLETE:
+            # VROOM's fleet is the one to beat: the fleet phase starts from it at once,
+            # and PyVRP then spends the rest on distance from the smallest fleet found.
+            best = self._pyvrp.fewer_vehicles(
+                model,
+                first,
+                FLEET_END * time_limit_s - (time.perf_counter() - t0),
+                try_limit_s=FLEET_TRY_SHARE * time_limit_s,
+                polish=False,
+            )
+            start = assignment_of(model, best)
+            shorter = self._pyvrp.solve(model, left(), start=start, max_vehicles=best.vehicles_used)
+            return better(best, shorter)
+        start = None
+        if first is not None and first.status is PlanStatus.COMPLETE:
+            start = assignment_of(model, first)
+        share = FLEET_SHARE if fleet else 0.0
+        best = self._pyvrp.solve(model, left() - share * time_limit_s - reserve, start=start)
+        if first is not None:
+            best = better(best, first)
+        if fleet and best.status is PlanStatus.COMPLETE:
+            best = self._pyvrp.fewer_vehicles(
+                model, best, left(), try_limit_s=FLEET_TRY_SHARE * time_limit_s
+            )
+        if best.status is not PlanStatus.COMPLETE:
+            logger.info("PyVRP: %s; trying OR-Tools", best.message or best.status)
+            best = better(best, self._ortools.solve(model, left()))
+        return best
 
 
 def _retimed(r: PlanResult, seconds: float) -> PlanResult:

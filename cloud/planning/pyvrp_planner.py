@@ -49,13 +49,27 @@ class PyVrpPlanner:
         return self.solve(model, params.time_limit_s - (time.perf_counter() - t0))
 
     def solve(
-        self, model: Model, time_limit_s: float, start: Mapping[int, Sequence[int]] | None = None
+        self,
+        model: Model,
+        time_limit_s: float,
+        start: Mapping[int, Sequence[int]] | None = None,
+        *,
+        max_vehicles: int | None = None,
     ) -> PlanResult:
-        """Search from ``start`` (vehicle → orders) if given, else from the current plan."""
+        """Search from ``start`` (vehicle → orders) if given, else from the current plan.
+
+        ``max_vehicles`` caps the fleet PyVRP may use when it sees one vehicle type (the
+        distance phase after the fleet phase: searching within the fleet found, rather than
+        among every vehicle, shortens routes faster); ``start`` must fit within it.
+        """
         t0 = time.perf_counter()
         if not model.orders or not model.vehicles:
             return evaluate(model, {}, self.name, time.perf_counter() - t0)
         data, groups = _build(model)
+        if max_vehicles is not None and data.num_vehicle_types == 1:
+            fleet = data.vehicle_type(0)
+            cap = max(1, min(max_vehicles, fleet.num_available))
+            data = data.replace(vehicle_types=[fleet.replace(num_available=cap)])
         budget = max(time_limit_s - (time.perf_counter() - t0), _MIN_BUDGET_S)
         stop: Any = MaxRuntime(budget)
         if model.params.iteration_limit is not None:
@@ -79,14 +93,25 @@ class PyVrpPlanner:
             return no_solution(model, self.name, seconds, "PyVRP found no feasible plan in time")
         return evaluate(model, _assignment(result.best, groups), self.name, seconds)
 
-    def fewer_vehicles(self, model: Model, best: PlanResult, time_limit_s: float) -> PlanResult:
+    def fewer_vehicles(
+        self,
+        model: Model,
+        best: PlanResult,
+        time_limit_s: float,
+        *,
+        try_limit_s: float | None = None,
+        polish: bool = True,
+    ) -> PlanResult:
         """Try ``best`` with fewer vehicles: the fleet-minimisation phase.
 
         With one vehicle type and every order required, PyVRP is asked for *any* feasible
         plan with one vehicle less than the best so far (a hard fleet limit; it stops at the
-        first feasible one), again and again while time allows; the smallest fleet found
-        then gets the rest of the budget to shorten its routes. Whatever happens, the
-        result is the better of ``best`` and that plan, both checked by ``evaluate``.
+        first feasible one), again and again while time allows. One try gets at most
+        ``try_limit_s`` (default: 60 % of the time left), so a fleet that cannot shrink
+        costs little. With ``polish`` the smallest fleet found then gets the rest of the
+        budget to shorten its routes (or, if none was found, ``best`` is polished);
+        without it, the caller spends the rest. Whatever happens, the result is the better
+        of ``best`` and that plan, both checked by ``evaluate``.
         """
         t0 = time.perf_counter()
         if not can_minimise_fleet(model):
@@ -103,23 +128,34 @@ class PyVrpPlanner:
             left = time_limit_s - (time.perf_counter() - t0)
             if left < 2 * _MIN_BUDGET_S:
                 break
+            limit = left * FLEET_SEARCH_SHARE
+            if try_limit_s is not None:
+                limit = min(limit if polish else left, try_limit_s)
             smaller = data.replace(vehicle_types=[fleet.replace(num_available=k - 1)])
-            stop = MultipleCriteria([FirstFeasible(), MaxRuntime(left * FLEET_SEARCH_SHARE)])
+            stop = MultipleCriteria([FirstFeasible(), MaxRuntime(limit)])
             res = _quiet_solve(smaller, stop, seed, None)
+            logger.info(
+                "fleet phase: %d vehicles %s in %.2f s",
+                k - 1,
+                "found" if res.is_feasible() else "not found",
+                time.perf_counter() - t0,
+            )
             if not res.is_feasible():
                 break
             found, data = res.best, smaller
             k = found.num_routes()
         left = time_limit_s - (time.perf_counter() - t0)
         if found is None:
-            if left < 2 * _MIN_BUDGET_S:
+            if not polish or left < 2 * _MIN_BUDGET_S:
                 return best
             # No smaller fleet found or possible: spend the rest on distance.
             polished = self.solve(model, left, start=assignment_of(model, best))
             return polished if _key(polished) < _key(best) else best
-        left = max(time_limit_s - (time.perf_counter() - t0), _MIN_BUDGET_S)
-        res = _quiet_solve(data, MaxRuntime(left), seed, found)
-        sol = res.best if res.is_feasible() else found
+        sol = found
+        if polish:
+            left = max(time_limit_s - (time.perf_counter() - t0), _MIN_BUDGET_S)
+            res = _quiet_solve(data, MaxRuntime(left), seed, found)
+            sol = res.best if res.is_feasible() else found
         seconds = time.perf_counter() - t0
         fewer = evaluate(model, _assignment(sol, groups), self.name, seconds)
         logger.info("fleet phase: %d -> %d vehicles", best.vehicles_used, fewer.vehicles_used)
