@@ -1,0 +1,136 @@
+"""The auto portfolio's phases: a bounded fleet try, a distance phase held to the fleet found."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cloud.planning import (
+    PlanningParams,
+    PlanStatus,
+    customer_routes,
+    hierarchical_params,
+    plan,
+    solomon_problem,
+)
+from cloud.planning.evaluate import assignment_of
+from cloud.planning.model import build_model
+from cloud.planning.pyvrp_planner import PyVrpPlanner
+from cloud.planning.vroom_planner import VroomPlanner
+from routing import check_route, read_instance
+
+DATA = Path("/work/shared/data")
+
+
+def _instance(name: str, customers: int | None = None):  # type: ignore[no-untyped-def]
+    inst = read_instance(DATA / "solomon" / f"{name}.txt")
+    if customers is not None:
+        inst = replace(inst, customers=inst.customers[: customers + 1])
+    return inst
+
+
+def _assert_feasible_and_complete(inst, result) -> None:  # type: ignore[no-untyped-def]
+    assert result.status is PlanStatus.COMPLETE
+    routes = customer_routes(result)
+    seen = Counter(c for r in routes for c in r)
+    assert set(seen) == set(range(1, len(inst.customers))) and max(seen.values()) == 1
+    for r in routes:
+        chk = check_route(inst, r)
+        assert chk.late_stops == 0 and not chk.returns_late and chk.load <= inst.capacity
+
+
+def _model(inst, seed: int = 0):  # type: ignore[no-untyped-def]
+    return build_model(solomon_problem(inst), hierarchical_params(PlanningParams(seed=seed)))
+
+
+def test_distance_phase_keeps_to_the_fleet_it_is_given() -> None:
+    inst = _instance("RC101", 60)
+    model = _model(inst)
+    pyvrp = PyVrpPlanner()
+    first = pyvrp.solve(model, 0.5)
+    _assert_feasible_and_complete(inst, first)
+    k = first.vehicles_used
+    held = pyvrp.solve(model, 0.5, start=assignment_of(model, first), max_vehicles=k)
+    _assert_feasible_and_complete(inst, held)
+    assert held.vehicles_used <= k
+    assert held.objective <= first.objective  # the start is in the search: never worse
+
+
+def test_a_start_larger_than_the_fleet_cap_is_not_a_crash() -> None:
+    inst = _instance("R101", 40)
+    model = _model(inst)
+    pyvrp = PyVrpPlanner()
+    first = pyvrp.solve(model, 0.5)
+    assert first.status is PlanStatus.COMPLETE and first.vehicles_used > 1
+    k = first.vehicles_used - 1
+    result = pyvrp.solve(model, 0.5, start=assignment_of(model, first), max_vehicles=k)
+    # The start is rejected (too many routes): PyVRP searches from scratch within k.
+    assert result.status in (PlanStatus.COMPLETE, PlanStatus.NO_SOLUTION)
+    if result.status is PlanStatus.COMPLETE:
+        _assert_feasible_and_complete(inst, result)
+        assert result.vehicles_used <= k
+    else:
+        assert result.routes == ()
+
+
+def test_a_failed_fleet_try_costs_at_most_its_limit() -> None:
+    # R101's best-known fleet is 19: from VROOM's plan the phase finds at most that, and
+    # the try below it fails; each try is held to try_limit_s.
+    inst = _instance("R101")
+    model = _model(inst)
+    first = VroomPlanner().solve(model, 1.0)
+    _assert_feasible_and_complete(inst, first)
+    try_limit = 0.4
+    t0 = time.perf_counter()
+    fewer = PyVrpPlanner().fewer_vehicles(model, first, 20.0, try_limit_s=try_limit, polish=False)
+    took = time.perf_counter() - t0
+    _assert_feasible_and_complete(inst, fewer)
+    assert fewer.vehicles_used >= 19
+    assert (fewer.vehicles_used, fewer.objective) <= (first.vehicles_used, first.objective)
+    tries = first.vehicles_used - fewer.vehicles_used + 1
+    assert took < tries * try_limit + 1.0
+
+
+def test_auto_takes_the_vroom_then_fleet_then_distance_path_within_budget() -> None:
+    inst = _instance("R104")
+    calls: list[str] = []
+    real_fewer = PyVrpPlanner.fewer_vehicles
+    real_solve = PyVrpPlanner.solve
+
+    def fewer(self, model, best, limit, **kw):  # type: ignore[no-untyped-def]
+        calls.append(f"fleet from {best.solver}")
+        return real_fewer(self, model, best, limit, **kw)
+
+    def solve(self, model, limit, start=None, **kw):  # type: ignore[no-untyped-def]
+        calls.append(f"distance max_vehicles={kw.get('max_vehicles')}")
+        return real_solve(self, model, limit, start, **kw)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(PyVrpPlanner, "fewer_vehicles", fewer)
+    mp.setattr(PyVrpPlanner, "solve", solve)
+    try:
+        result = plan(solomon_problem(inst), hierarchical_params(PlanningParams(time_limit_s=4)))
+    finally:
+        mp.undo()
+    _assert_feasible_and_complete(inst, result)
+    assert result.seconds < 4 + 0.5
+    assert calls[0] == "fleet from vroom"
+    # Distance is searched within the fleet the fleet phase ended with.
+    assert calls[1].startswith("distance max_vehicles=")
+    assert int(calls[1].split("=")[1]) >= result.vehicles_used
+    assert len(calls) == 2  # no OR-Tools fallback, no second fleet phase
+
+
+def test_auto_bounded_by_iterations_replays_exactly_on_a_one_kind_fleet() -> None:
+    # The fleet phase and VROOM are timed: an iteration-bounded solve (the coordinator's)
+    # must not use them, so the same seed gives the same routes whatever the load.
+    problem = solomon_problem(_instance("RC105", 50))
+    params = hierarchical_params(PlanningParams(time_limit_s=60, seed=5, iteration_limit=300))
+    a = plan(problem, params)
+    b = plan(problem, params)
+    assert a.status is PlanStatus.COMPLETE and a.solver == "pyvrp"
+    assert customer_routes(a) == customer_routes(b) and a.objective == b.objective
