@@ -154,8 +154,9 @@ def _join_abandoned() -> None:
         worker.join(ABANDONED_JOIN_S)
 
 
-def make_sequencer() -> Sequencer:
-    """The re-sequencer the benchmark (``bench/resequence.py``) shows is best.
+def make_sequencer(target_s: float | None = TARGET_S) -> Sequencer:
+    """The re-sequencer the benchmark (``bench/resequence.py``) shows is best; with
+    ``target_s=None`` it spends the whole budget whatever the size.
 
     PyVRP is optional at run time: without it, OR-Tools does all the work.
     """
@@ -165,5 +166,5 @@ def make_sequencer() -> Sequencer:
         from edge.sequencer.pyvrp_solver import PyVrpSequencer
     except ImportError:
         log.info("pyvrp is not installed; the re-sequencer uses OR-Tools")
-        return PortfolioSequencer(primary=OrToolsSequencer())
-    return PortfolioSequencer(primary=PyVrpSequencer())
+        return PortfolioSequencer(primary=OrToolsSequencer(), target_s=target_s)
+    return PortfolioSequencer(primary=PyVrpSequencer(), target_s=target_s)
