@@ -50,7 +50,7 @@ windows, adaptive penalties, warm start, the whole budget), the peer; ``pyvrp (s
 warm start)`` is the same from ``pyvrp.solve``'s own start (a random order and one
 exhaustive local search, which the budget does not bound). ``default (portfolio)`` spends
 the budget or, where shorter, its aimed-for time for the size (``PortfolioSequencer.effort_s``:
-0.085 s up to 100 stops, 0.34 s at 200); ``portfolio, whole budget`` is the same without
+0.08 s up to 100 stops, 0.32 s at 200); ``portfolio, whole budget`` is the same without
 that aim. Prints a Markdown
 table; never fails on a time.
 """
