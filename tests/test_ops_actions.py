@@ -355,3 +355,85 @@ def test_the_dashboard_summary_and_stats_count_actions(tmp_path: Path) -> None:
         assert outcomes == {"the duplicate is held at the sorter (its rule); the first scan stands"}
     finally:
         c.stop()
+
+
+def test_postpone_and_a_capacity_shortfall_through_overrides(tmp_path: Path) -> None:
+    now = [D0 + 8 * 3600]
+    c = make(tmp_path / "cloud.db", now)
+    try:
+        network(c, ["van-a"], carrier_price=10_000)
+        add_orders(c, 6)
+        _plan(c)
+        mine = [a["order_id"] for a in c.db.assignments(vehicle_id="van-a")]
+        late = mine[0]
+        route = c.db.assignment(late)["route_id"]
+        first = c.db.latest_version(route)
+        # six hours past the van's shift: approval; the person postpones the stop instead
+        feed(c, "van-a", sequence(route, 1, [(late, int(D0) + 25 * 3600, 360 * 60)]))
+        item = _item(c, "predicted_lateness")
+        out = c.operations.exceptions.decide(
+            item["item_id"], "override", "Dispatcher Kim", "the customer is away tomorrow",
+            "postpone",
+        )  # fmt: skip
+        assert out["action"]["status"] == "waiting"  # on the rebalance of today's region
+        assert c.db.order(late)["day"] == NEXT and c.db.assignment(late) is None
+        c.dispatch.rebalance_pending()
+        c.operations.exceptions.scan()
+        action = c.db.action(out["action"]["action_id"])
+        assert action["status"] == "done", action
+        plan = c.db.latest_plan(route)
+        assert plan.version > first and late not in {s.stop_id for s in plan.stops}
+
+        # the sorter reports 60 parcels that fit no van: escalated; handed to the region's
+        # re-plan (move_to_carrier), which the dispatcher's trigger queue carries out
+        feed(c, "dep1", report("cap-1", "capacity_shortfall", int(now[0] * 1000),
+                               data={"parcels": 60, "depot_id": "dep1"}))  # fmt: skip
+        cap = _item(c, "capacity_shortfall")
+        assert cap["status"] == "escalated" and cap["recommended"]["key"] == "move_to_carrier"
+        out = c.operations.exceptions.decide(cap["item_id"], "approve", "Dispatcher Kim")
+        [trigger] = out["action"]["triggers"]
+        assert c.db.trigger(None, trigger)["kind"] == "exception"
+        [rebalance] = c.dispatch.rebalance_pending()
+        assert rebalance["region"] == f"dep1/{DAY}"
+        c.operations.exceptions.scan()
+        action = c.db.action(out["action"]["action_id"])
+        assert action["status"] == "done"
+        assert action["outcome"]["rebalance"]["decisions"] == [rebalance["decision_id"]]
+        assert c.operations.exceptions.scan() == 0  # its own trigger is not a new exception
+    finally:
+        c.stop()
+
+
+def test_postpone_stops_of_a_broken_van_keeps_loaded_parcels_on_it(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        "[classes.vehicle_breakdown]\n"
+        'action = "escalate"\n'
+        'recommended = "reassign_remaining_stops"\n'
+    )
+    c = make(tmp_path / "cloud.db", policy_path=policy)
+    try:
+        network(c, ["van-a"], carrier_price=10_000)
+        add_orders(c, 6)
+        _plan(c)
+        mine = [a["order_id"] for a in c.db.assignments(vehicle_id="van-a")]
+        loaded = mine[0]
+        parcel = c.db.stops_of([loaded])[loaded]["parcels"][0]
+        t = int((D0 + 8 * 3600) * 1000)
+        feed(c, "dep1", ParcelScan(scan_id="s-1", barcode=parcel["barcode"], at=t,
+                                   result="loaded", parcel_id=parcel["parcel_id"],
+                                   vehicle_id="van-a"))  # fmt: skip
+        feed(c, "van-a", report("brk-1", "breakdown", t, "critical", detail="gearbox"))
+        [item] = c.db.exception_items(queue=True)
+        assert item["cls"] == "vehicle_breakdown"
+        out = c.operations.exceptions.decide(
+            item["item_id"], "override", "Dispatcher Kim", "no van free today", "postpone_stops"
+        )
+        outcome = out["action"]["outcome"]
+        assert outcome["loaded"] == [loaded]  # stays on the van: a hand-over, not a postponement
+        assert set(outcome["orders"]) == set(mine) - {loaded}
+        for oid in outcome["orders"]:
+            assert c.db.order(oid)["day"] == NEXT
+        assert c.db.order(loaded)["day"] == DAY
+    finally:
+        c.stop()
