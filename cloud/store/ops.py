@@ -138,10 +138,13 @@ class OpsStore(ActionStore):
         return [r for r in map(_item, rows) if r is not None]
 
     def incidents_of(self, item_id: str) -> list[dict[str, Any]]:
-        return self.query(
+        rows = self.query(
             "SELECT * FROM exception_incidents WHERE item_id = ? ORDER BY at_ms, incident_id",
             (item_id,),
         )
+        for r in rows:
+            r["subject"] = json.loads(r["subject"]) if r.get("subject") else None
+        return rows
 
     def automation_counts(self) -> dict[str, int]:
         """Incidents by the policy's action, and queue items by status."""
