@@ -110,3 +110,17 @@ def test_insertion_honours_the_shift_end() -> None:
     ev = Evaluator(prob, SequencerParams())
     order = [ev.ids[i] for i in _insertion(ev, [])]
     assert simulate(prob, order).lateness == 0
+
+
+def test_insertion_in_the_current_order_repairs_a_plan_a_delay_made_late() -> None:
+    day = _day("C201", 30, stretch=1.8)
+    first = Evaluator(day, SequencerParams())
+    plan = tuple(first.ids[i] for i in _insertion(first, []))  # deterministic, on time
+    assert simulate(day, plan).lateness == 0
+    horizon = max(s.due for s in day.stops) - day.start_time
+    late = replace(day, start_time=day.start_time + horizon // 10, current_order=plan)
+    assert simulate(late, plan).lateness > 0  # the van left late: the plan no longer holds
+    ev = Evaluator(late, SequencerParams())
+    repaired = [ev.ids[i] for i in _insertion(ev, [], ev.indices(plan))]
+    assert late.is_valid_order(repaired)
+    assert simulate(late, repaired).lateness < simulate(late, plan).lateness

@@ -42,6 +42,7 @@ class GreedySequencer:
         best_cost = ev.cost(best)
         starts = [_nearest_neighbour(ev, best[:fixed], u) for u in URGENCIES]
         starts.append(_insertion(ev, best[:fixed]))
+        starts.append(_insertion(ev, best[:fixed], best))
         for route in starts:
             cost = ev.cost(route)
             if cost < best_cost:
@@ -122,9 +123,11 @@ def _nearest_neighbour(ev: Evaluator, prefix: list[int], urgency: float = 0.0) -
     return route
 
 
-def _insertion(ev: Evaluator, prefix: list[int]) -> list[int]:
+def _insertion(ev: Evaluator, prefix: list[int], order: list[int] | None = None) -> list[int]:
     """Sequential cheapest insertion that keeps the windows where it can: stops by due time
-    (the free ones last, farthest from the start first), each where it adds the least
+    (the free ones last, farthest from the start first), or in ``order`` if given (the
+    current order: a plan that a delay made late is rebuilt close to itself, its stops
+    that no longer fit moved to where they do), each where it adds the least
     distance without making itself or any later stop late (``latest`` is the latest
     service start at each position that keeps every later window and the shift end). A
     stop that fits nowhere goes where it is least late. The route stays after ``prefix``.
@@ -135,10 +138,13 @@ def _insertion(ev: Evaluator, prefix: list[int]) -> list[int]:
     node, ready, due, service = ev.node, ev.ready, ev.due, ev.service
     end_limit = p.shift_end if p.shift_end is not None else 2**62
     placed = set(prefix)
-    todo = sorted(
-        (i for i in range(len(node)) if i not in placed),
-        key=lambda i: (due[i], -int(dm[p.start_node, node[i]]), i),
-    )
+    if order is not None:
+        todo = [i for i in order if i not in placed]
+    else:
+        todo = sorted(
+            (i for i in range(len(node)) if i not in placed),
+            key=lambda i: (due[i], -int(dm[p.start_node, node[i]]), i),
+        )
     route = list(prefix)
     fixed = len(prefix)
     big = float(2**62)
@@ -167,8 +173,17 @@ def _insertion(ev: Evaluator, prefix: list[int]) -> list[int]:
         ok[:fixed] = False
         if ok.any():
             score = np.where(ok, added, big)
-        else:  # late wherever it goes: least late first, then least distance
-            score = np.maximum(start_u - due[u], 0) * ev.params.lateness_weight + added
+        else:  # late wherever it goes: least lateness (its own, and the delay it passes on
+            # to the stops already late after it, a bound that ignores their waits), then
+            # least distance
+            now = [dep[j + 1] - service[i] for j, i in enumerate(route)]
+            now.append(dep[-1] + ttl[prev_nodes[-1]][p.end_node])
+            late_now = [st > due[i] for st, i in zip(now, route, strict=False)]
+            late_now.append(now[-1] > end_limit)
+            behind = np.cumsum(np.asarray(late_now[::-1], dtype=np.int64))[::-1]
+            pushed = np.maximum(start_next - np.asarray(now, dtype=np.int64), 0) * behind
+            own = np.maximum(start_u - due[u], 0)
+            score = (own + pushed) * ev.params.lateness_weight + added
             score[:fixed] = big
         k = int(np.argmin(score))
         route.insert(k, u)
