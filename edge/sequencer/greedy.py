@@ -161,11 +161,12 @@ def _insertion(ev: Evaluator, prefix: list[int], order: list[int] | None = None)
         i, nxt_node = route[k], node[route[k + 1]] if k + 1 < len(route) else p.end_node
         latest[k] = min(due[i], latest[k + 1] - ttl[node[i]][nxt_node] - service[i])
     prev_nodes = [p.start_node, *(node[i] for i in route)]
+    route_ready = [*(ready[i] for i in route), 0]  # the end node's "ready" is 0
     for u in todo:
         nu = node[u]
         prev = np.asarray(prev_nodes, dtype=np.int64)
         nxt = np.append(prev[1:], p.end_node)
-        nxt_ready = np.asarray([*(ready[i] for i in route), 0], dtype=np.int64)
+        nxt_ready = np.asarray(route_ready, dtype=np.int64)
         start_u = np.maximum(np.asarray(dep, dtype=np.int64) + tt[prev, nu], ready[u])
         start_next = np.maximum(start_u + service[u] + tt[nu, nxt], nxt_ready)
         added = (dm[prev, nu] + dm[nu, nxt] - dm[prev, nxt]).astype(np.float64)
@@ -188,13 +189,18 @@ def _insertion(ev: Evaluator, prefix: list[int], order: list[int] | None = None)
         k = int(np.argmin(score))
         route.insert(k, u)
         prev_nodes.insert(k + 1, nu)
-        # departures from position k on, latest starts up to position k
-        dep = dep[: k + 1]
+        route_ready.insert(k, ready[u])
+        # departures from position k on, until one is as before (the rest then is too)
+        old, dep = dep, dep[: k + 1]
         t, pos = dep[k], prev_nodes[k]
-        for i in route[k:]:
+        for j in range(k, len(route)):
+            i = route[j]
             t = max(t + ttl[pos][node[i]], ready[i]) + service[i]
             dep.append(t)
             pos = node[i]
+            if j > k and t == old[j]:
+                dep.extend(old[j + 1 :])
+                break
         latest.insert(k, 0)
         for j in range(k, -1, -1):
             i = route[j]
