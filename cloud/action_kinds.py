@@ -319,7 +319,7 @@ class ActionKinds:
         return row["decision_id"] if row else None
 
     def _rebalanced(
-        self, conn: sqlite3.Connection, triggers: list[dict[str, Any]]
+        self, conn: sqlite3.Connection, triggers: list[dict[str, Any]], vid: str | None = None
     ) -> dict[str, Any]:
         """What the decisions that handled the triggers moved and sent."""
         out: dict[str, Any] = {"decisions": [], "moved": [], "versions": {}, "held": {}}
@@ -332,7 +332,7 @@ class ActionKinds:
             out["moved"] = sorted(set(out["moved"]) | set(applied.get("moved") or []))
             out["versions"].update(applied.get("versions") or {})
             for oid, why in (d["output"].get("unplanned") or {}).items():
-                if "hand-over" in str(why):
+                if "hand-over" in str(why) and (vid is None or f"loaded on {vid}," in str(why)):
                     out["held"][oid] = why
         return out
 

@@ -223,15 +223,43 @@ class ActionRunner(ActionKinds):
                 if action is None or action["status"] != "waiting":
                     continue
                 ts = [t for t in (self.db.trigger(conn, t) for t in action["triggers"]) if t]
-                outcome = {**action["outcome"], "rebalance": self._rebalanced(conn, ts)}
+                vid = action["subject"].get("vehicle_id")
+                outcome = {**action["outcome"], "rebalance": self._rebalanced(conn, ts, vid)}
                 outcome["did"] = rebalance_text(action["outcome"].get("did", ""), outcome)
                 now = self.c.now_ms()
+                held = sorted(outcome["rebalance"]["held"])
+                if held and vid and action["option"] == "reassign_remaining_stops":
+                    task = self._handover_task(conn, action, vid, held, now)
+                    outcome["did"] += f"; ops task {task} for the hand-over"
                 self.db.update_action(
                     conn, action["action_id"], status="done", outcome=outcome, updated_ms=now,
                     done_ms=now,
                 )  # fmt: skip
                 self._to_record(conn, action, "done", outcome)
         return len(ready)
+
+    def _handover_task(
+        self, conn: sqlite3.Connection, action: dict[str, Any], vid: str, held: list[str], now: int
+    ) -> str:
+        """Loaded parcels move only by an explicit hand-over: an instruction for ops staff."""
+        task_id = f"task-{action['action_id'][4:]}-handover"
+        shown = ", ".join(held[:10]) + (" ..." if len(held) > 10 else "")
+        self.db.add_task(
+            conn,
+            {
+                "task_id": task_id,
+                "action_id": action["action_id"],
+                "item_id": action["item_id"],
+                "option": "handover",
+                "text": f"Hand over the {len(held)} loaded order(s) on {vid} to another "
+                f"vehicle (POST /v1/assign with handover): {shown}"[:500],
+                "vehicle_id": vid,
+                "order_id": held[0],
+                "status": "open",
+                "created_ms": now,
+            },
+        )
+        return task_id
 
     def _closed(self, trigger_id: int) -> bool:
         t = self.db.trigger(None, trigger_id)

@@ -321,6 +321,8 @@ def test_a_silent_loaded_van_is_escalated_and_its_stops_move_when_ops_say_so(
             r = action["outcome"]["rebalance"]
             assert r["versions"].get(other, 0) > first, action["outcome"]
             assert loaded in r["held"]  # the parcel on the silent van waits for a hand-over
+            [task] = c.db.tasks("open")
+            assert task["option"] == "handover" and loaded in task["text"]
             moved = [o for o in mine if o != loaded]
             assert set(moved) <= set(r["moved"])
             wait_for(lambda: _version(agent) == r["versions"][other], timeout=20)
