@@ -159,7 +159,8 @@ class RouteBook:
         row = conn.execute("SELECT route_id, version, revision FROM route WHERE id = 1").fetchone()
         if row is not None and row[0] == plan.route_id and plan.version <= row[1]:
             raise Rejected(f"plan {plan.route_id} v{plan.version} is not newer than v{row[1]}")
-        if row is not None and row[0] != plan.route_id:
+        new_route = row is not None and row[0] != plan.route_id
+        if new_route:
             # A new route (a new day): yesterday's stops leave the current view.
             conn.execute("UPDATE stops SET removed = 1 WHERE removed = 0")
         existing = {
@@ -182,6 +183,14 @@ class RouteBook:
             if status is None:
                 added.append(s.stop_id)
             self._upsert_stop(conn, s, pos, plan.version)
+            if new_route:
+                # A stop carried over to a new day (a re-attempt of yesterday's failed
+                # delivery) starts afresh; yesterday's facts stay in stop_events.
+                conn.execute(
+                    "UPDATE stops SET status = 'pending', final_at_ms = NULL, eta = NULL, "
+                    "committed_next = 0, manual_reason = NULL WHERE stop_id = ?",
+                    (s.stop_id,),
+                )
         removed = [sid for sid, status in existing.items() if status not in FINAL]
         conn.executemany(
             "UPDATE stops SET removed = 1, position = NULL WHERE stop_id = ?",
