@@ -40,9 +40,11 @@ class _Spy:
 
     def __init__(self) -> None:
         self.limits: list[float] = []
+        self.problems: list[SequencingProblem] = []
 
     def solve(self, problem: SequencingProblem, params: SequencerParams) -> SequenceResult:
         self.limits.append(params.time_limit_s)
+        self.problems.append(problem)
         return GreedySequencer().solve(problem, replace(params, time_limit_s=0.001))
 
 
@@ -124,3 +126,19 @@ def test_insertion_in_the_current_order_repairs_a_plan_a_delay_made_late() -> No
     repaired = [ev.ids[i] for i in _insertion(ev, [], ev.indices(plan))]
     assert late.is_valid_order(repaired)
     assert simulate(late, repaired).lateness < simulate(late, plan).lateness
+
+
+def test_a_plan_that_drifted_is_the_solvers_warm_start_and_a_sweep_is_not() -> None:
+    from bench.resequence import after_event, van_day
+
+    cold = van_day(60, seed=4)  # the current order is a sweep that ignores the windows
+    spy = _Spy()
+    PortfolioSequencer(primary=spy).solve(cold, SequencerParams(time_limit_s=0.2))
+    warm_cold = spy.problems[0].current_order
+    assert warm_cold != cold.current_order  # the greedy route, far less late
+
+    plan = make_sequencer(target_s=None).solve(cold, SequencerParams(time_limit_s=0.3)).order
+    drifted = after_event(cold, plan, seed=60)
+    spy = _Spy()
+    PortfolioSequencer(primary=spy).solve(drifted, SequencerParams(time_limit_s=0.2))
+    assert spy.problems[0].current_order == plan  # repaired, not rebuilt
