@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -145,3 +147,20 @@ def test_etas_wait_for_windows_and_take_the_break() -> None:
     assert b.lateness == b.service_start - (start + 600) > 0
     late_first = compute_etas(prob, ["b", "a"])
     assert late_first[0].lateness == 0
+
+
+def test_the_matrix_matches_pair_by_pair_distances() -> None:
+    """The whole matrix (computed at once) gives the integers each pair gives alone."""
+    rng = random.Random(3)
+    points = [(52.4 + rng.random() * 0.3, 13.2 + rng.random() * 0.4) for _ in range(60)]
+    points[4] = points[9]  # two stops at one address
+    source = GreatCircleTravelTimes(circuity=1.35)
+    departure = datetime(2026, 11, 23, 8, 30)
+    speed = source.profile.speed(departure)
+    m = source.matrix(points, departure)
+    for i, a in enumerate(points):
+        for j, b in enumerate(points):
+            metres = round(haversine_m(a, b) * 1.35)
+            assert m.metres[i][j] == metres
+            assert m.seconds[i][j] == math.ceil(metres / speed)
+    assert m.metres[4][9] == 0 and m.seconds[9][4] == 0
