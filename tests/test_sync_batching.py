@@ -4,7 +4,6 @@ alone, after-commit hooks run once, and the cloud keeps every telemetry sample."
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from cloud import CloudSettings, Coordinator
 from protocol import ExceptionReport, Telemetry, encode, make_envelope, up_topic
 from sync import SyncNode, Tx, open_store
+from tests.helpers import wait_for
 
 
 def sample(at: int) -> Telemetry:
@@ -58,13 +58,6 @@ class Buffering:
 
     def on_state(self, tx: Tx, peer: str, envelope) -> None:  # type: ignore[no-untyped-def]
         pass
-
-
-def wait_for(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def hub(path: Path, handler: Buffering) -> SyncNode:

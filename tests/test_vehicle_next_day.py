@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from protocol import decode
+from tests.helpers import wait_for
 from tests.support import feed_plan, make_plan, running_agent
-
-
-def wait_for(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def stop_events_sent(agent) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
