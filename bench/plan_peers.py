@@ -1,7 +1,8 @@
 """Peers for the cloud planner benchmark, each on the same integer matrices as Wayline.
 
 * ``wayline``: ``cloud.planning.plan`` with ``solver=auto`` (the portfolio: VROOM for a
-  starting plan on 30 % of the budget, PyVRP from it, then the fleet-minimisation phase).
+  starting plan on 15 % of the budget, the fleet-minimisation phase from it, then PyVRP on
+  distance within the fleet found).
 * ``ortools``: Wayline's OR-Tools planner, which *is* the best OR-Tools setup found
   (matrices, parallel cheapest insertion, guided local search, fixed cost per vehicle).
 * ``pyvrp``: plain PyVRP as a peer: one vehicle type, default parameters.
