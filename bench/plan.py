@@ -24,8 +24,9 @@ from pathlib import Path
 from bench.plan_peers import PEERS, UNBUDGETED, PeerRun
 from cloud.planning import PlanningParams, plan
 from routing import Instance, check_route, read_instance
+from tests.helpers import DATA_DIR
 
-DATA = Path("/work/shared/data")
+DATA = DATA_DIR
 QUICK = ["C101", "C201", "R101", "R201", "RC101", "RC201"]
 FIELDS = ["instance", "seconds", "solver", "vehicles", "distance", "feasible", "took", "note"]
 

@@ -4,7 +4,7 @@
 
 Two families of days, one van each, windows soft, capacity ignored.
 
-*Solomon/Homberger* sub-instances, from /work/shared/data:
+*Solomon/Homberger* sub-instances, from ../shared/data (`WAYLINE_DATA` overrides):
 
 * 50 stops: customers 1..50 of Solomon C101 C201 R101 R201 RC101 RC201;
 * 100 stops: all customers of the same six Solomon instances;
@@ -83,8 +83,9 @@ from edge.sequencer import (
     problem_from_instance,
 )
 from routing import read_instance
+from tests.helpers import DATA_DIR
 
-DATA = Path("/work/shared/data")
+DATA = DATA_DIR
 SOLOMON = ["C101", "C201", "R101", "R201", "RC101", "RC201"]
 HOMBERGER = ["C1_2_1", "C2_2_1", "R1_2_1", "R2_2_1", "RC1_2_1", "RC2_2_1"]
 QUICK_SOLOMON = ["C101", "R201"]

@@ -25,11 +25,13 @@ from cloud.planning import (
     solomon_problem,
 )
 from routing import check_route, read_instance
+from tests.helpers import DATA_DIR
 
 DUR = [[0, 100, 200], [100, 0, 100], [200, 100, 0]]
 DIST = [[0, 1000, 2000], [1000, 0, 1000], [2000, 1000, 0]]
 VAN = OwnVan("v", depot=0, capacity=10, shift_start=0, shift_end=10_000, cost_per_km=10)
-DATA = Path("/work/shared/data")
+
+DATA = DATA_DIR
 
 
 def problem(*orders: Order, vehicles: tuple = (VAN,)) -> PlanningProblem:  # type: ignore[type-arg]

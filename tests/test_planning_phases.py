@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -22,8 +21,9 @@ from cloud.planning.model import build_model
 from cloud.planning.pyvrp_planner import PyVrpPlanner
 from cloud.planning.vroom_planner import VroomPlanner
 from routing import check_route, read_instance
+from tests.helpers import DATA_DIR
 
-DATA = Path("/work/shared/data")
+DATA = DATA_DIR
 
 
 def _instance(name: str, customers: int | None = None):  # type: ignore[no-untyped-def]

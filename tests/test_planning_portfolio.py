@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 
 from cloud.planning import (
     Carrier,
@@ -20,8 +19,9 @@ from cloud.planning.model import build_model
 from cloud.planning.pyvrp_planner import PyVrpPlanner
 from cloud.planning.vroom_planner import VroomPlanner, vroom_supports
 from routing import check_route, read_instance
+from tests.helpers import DATA_DIR
 
-DATA = Path("/work/shared/data")
+DATA = DATA_DIR
 
 
 def _instance(name: str, customers: int | None = None):  # type: ignore[no-untyped-def]

@@ -26,8 +26,9 @@ from edge.sequencer import (
     simulate,
 )
 from routing import read_instance
+from tests.helpers import DATA_DIR
 
-DATA = "/work/shared/data/solomon"
+DATA = str(DATA_DIR / "solomon")
 PARAMS = SequencerParams(time_limit_s=0.2, seed=1)
 SOLVERS = [GreedySequencer(), OrToolsSequencer(), PyVrpSequencer(), make_sequencer()]
 IDS = [s.name for s in SOLVERS]

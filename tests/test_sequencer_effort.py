@@ -22,8 +22,9 @@ from edge.sequencer.greedy import _insertion
 from edge.sequencer.portfolio import TARGET_S
 from edge.sequencer.schedule import Evaluator
 from routing import read_instance
+from tests.helpers import DATA_DIR
 
-DATA = "/work/shared/data/solomon"
+DATA = str(DATA_DIR / "solomon")
 
 
 def _day(name: str, n: int, stretch: float) -> SequencingProblem:

@@ -20,8 +20,9 @@ from edge.sequencer import (
     simulate,
 )
 from routing import read_instance
+from tests.helpers import DATA_DIR
 
-DATA = "/work/shared/data/solomon"
+DATA = str(DATA_DIR / "solomon")
 PARAMS = SequencerParams(time_limit_s=0.3, seed=0)
 
 
