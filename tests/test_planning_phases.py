@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
-from dataclasses import replace
 
 import pytest
 
@@ -17,52 +15,31 @@ from cloud.planning import (
     solomon_problem,
 )
 from cloud.planning.evaluate import assignment_of
-from cloud.planning.model import build_model
 from cloud.planning.pyvrp_planner import PyVrpPlanner
 from cloud.planning.vroom_planner import VroomPlanner
-from routing import check_route, read_instance
-from tests.helpers import DATA_DIR
-
-DATA = DATA_DIR
-
-
-def _instance(name: str, customers: int | None = None):  # type: ignore[no-untyped-def]
-    inst = read_instance(DATA / "solomon" / f"{name}.txt")
-    if customers is not None:
-        inst = replace(inst, customers=inst.customers[: customers + 1])
-    return inst
-
-
-def _assert_feasible_and_complete(inst, result) -> None:  # type: ignore[no-untyped-def]
-    assert result.status is PlanStatus.COMPLETE
-    routes = customer_routes(result)
-    seen = Counter(c for r in routes for c in r)
-    assert set(seen) == set(range(1, len(inst.customers))) and max(seen.values()) == 1
-    for r in routes:
-        chk = check_route(inst, r)
-        assert chk.late_stops == 0 and not chk.returns_late and chk.load <= inst.capacity
-
-
-def _model(inst, seed: int = 0):  # type: ignore[no-untyped-def]
-    return build_model(solomon_problem(inst), hierarchical_params(PlanningParams(seed=seed)))
+from tests.planning_checks import (
+    assert_feasible_and_complete,
+    solomon_instance,
+    solomon_model,
+)
 
 
 def test_distance_phase_keeps_to_the_fleet_it_is_given() -> None:
-    inst = _instance("RC101", 60)
-    model = _model(inst)
+    inst = solomon_instance("RC101", 60)
+    model = solomon_model(inst)
     pyvrp = PyVrpPlanner()
     first = pyvrp.solve(model, 0.5)
-    _assert_feasible_and_complete(inst, first)
+    assert_feasible_and_complete(inst, first)
     k = first.vehicles_used
     held = pyvrp.solve(model, 0.5, start=assignment_of(model, first), max_vehicles=k)
-    _assert_feasible_and_complete(inst, held)
+    assert_feasible_and_complete(inst, held)
     assert held.vehicles_used <= k
     assert held.objective <= first.objective  # the start is in the search: never worse
 
 
 def test_a_start_larger_than_the_fleet_cap_is_not_a_crash() -> None:
-    inst = _instance("R101", 40)
-    model = _model(inst)
+    inst = solomon_instance("R101", 40)
+    model = solomon_model(inst)
     pyvrp = PyVrpPlanner()
     first = pyvrp.solve(model, 0.5)
     assert first.status is PlanStatus.COMPLETE and first.vehicles_used > 1
@@ -71,7 +48,7 @@ def test_a_start_larger_than_the_fleet_cap_is_not_a_crash() -> None:
     # The start is rejected (too many routes): PyVRP searches from scratch within k.
     assert result.status in (PlanStatus.COMPLETE, PlanStatus.NO_SOLUTION)
     if result.status is PlanStatus.COMPLETE:
-        _assert_feasible_and_complete(inst, result)
+        assert_feasible_and_complete(inst, result)
         assert result.vehicles_used <= k
     else:
         assert result.routes == ()
@@ -80,15 +57,15 @@ def test_a_start_larger_than_the_fleet_cap_is_not_a_crash() -> None:
 def test_a_failed_fleet_try_costs_at_most_its_limit() -> None:
     # R101's best-known fleet is 19: from VROOM's plan the phase finds at most that, and
     # the try below it fails; each try is held to try_limit_s.
-    inst = _instance("R101")
-    model = _model(inst)
+    inst = solomon_instance("R101")
+    model = solomon_model(inst)
     first = VroomPlanner().solve(model, 1.0)
-    _assert_feasible_and_complete(inst, first)
+    assert_feasible_and_complete(inst, first)
     try_limit = 0.4
     t0 = time.perf_counter()
     fewer = PyVrpPlanner().fewer_vehicles(model, first, 20.0, try_limit_s=try_limit, polish=False)
     took = time.perf_counter() - t0
-    _assert_feasible_and_complete(inst, fewer)
+    assert_feasible_and_complete(inst, fewer)
     assert fewer.vehicles_used >= 19
     assert (fewer.vehicles_used, fewer.objective) <= (first.vehicles_used, first.objective)
     tries = first.vehicles_used - fewer.vehicles_used + 1
@@ -96,7 +73,7 @@ def test_a_failed_fleet_try_costs_at_most_its_limit() -> None:
 
 
 def test_auto_takes_the_vroom_then_fleet_then_distance_path_within_budget() -> None:
-    inst = _instance("R104")
+    inst = solomon_instance("R104")
     calls: list[str] = []
     real_fewer = PyVrpPlanner.fewer_vehicles
     real_solve = PyVrpPlanner.solve
@@ -116,7 +93,7 @@ def test_auto_takes_the_vroom_then_fleet_then_distance_path_within_budget() -> N
         result = plan(solomon_problem(inst), hierarchical_params(PlanningParams(time_limit_s=4)))
     finally:
         mp.undo()
-    _assert_feasible_and_complete(inst, result)
+    assert_feasible_and_complete(inst, result)
     assert result.seconds < 4 + 0.5
     assert calls[0] == "fleet from vroom"
     # Distance is searched within the fleet the fleet phase ended with.
@@ -128,7 +105,7 @@ def test_auto_takes_the_vroom_then_fleet_then_distance_path_within_budget() -> N
 def test_auto_bounded_by_iterations_replays_exactly_on_a_one_kind_fleet() -> None:
     # The fleet phase and VROOM are timed: an iteration-bounded solve (the coordinator's)
     # must not use them, so the same seed gives the same routes whatever the load.
-    problem = solomon_problem(_instance("RC105", 50))
+    problem = solomon_problem(solomon_instance("RC105", 50))
     params = hierarchical_params(PlanningParams(time_limit_s=60, seed=5, iteration_limit=300))
     a = plan(problem, params)
     b = plan(problem, params)

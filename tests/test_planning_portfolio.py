@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 
 from cloud.planning import (
@@ -18,61 +17,45 @@ from cloud.planning.evaluate import assignment_of
 from cloud.planning.model import build_model
 from cloud.planning.pyvrp_planner import PyVrpPlanner
 from cloud.planning.vroom_planner import VroomPlanner, vroom_supports
-from routing import check_route, read_instance
-from tests.helpers import DATA_DIR
-
-DATA = DATA_DIR
-
-
-def _instance(name: str, customers: int | None = None):  # type: ignore[no-untyped-def]
-    inst = read_instance(DATA / "solomon" / f"{name}.txt")
-    if customers is not None:
-        inst = replace(inst, customers=inst.customers[: customers + 1])
-    return inst
-
-
-def _assert_feasible_and_complete(inst, result) -> None:  # type: ignore[no-untyped-def]
-    assert result.status is PlanStatus.COMPLETE
-    routes = customer_routes(result)
-    seen = Counter(c for r in routes for c in r)
-    assert set(seen) == set(range(1, len(inst.customers))) and max(seen.values()) == 1
-    for r in routes:
-        chk = check_route(inst, r)
-        assert chk.late_stops == 0 and not chk.returns_late and chk.load <= inst.capacity
+from tests.planning_checks import (
+    assert_feasible_and_complete,
+    solomon_instance,
+    solomon_model,
+)
 
 
 def test_fleet_phase_returns_a_complete_feasible_plan_no_worse_than_its_start() -> None:
-    inst = _instance("R103")
+    inst = solomon_instance("R103")
     model = build_model(solomon_problem(inst), hierarchical_params(PlanningParams(seed=1)))
     pyvrp = PyVrpPlanner()
     start = pyvrp.solve(model, 0.3)
     assert start.status is PlanStatus.COMPLETE
     fewer = pyvrp.fewer_vehicles(model, start, 2.0)
-    _assert_feasible_and_complete(inst, fewer)
+    assert_feasible_and_complete(inst, fewer)
     assert (fewer.vehicles_used, fewer.objective) <= (start.vehicles_used, start.objective)
 
 
 def test_fleet_phase_leaves_an_incomplete_plan_alone() -> None:
-    inst = _instance("R101", 20)
-    model = build_model(solomon_problem(inst), hierarchical_params(PlanningParams()))
+    inst = solomon_instance("R101", 20)
+    model = solomon_model(inst)
     pyvrp = PyVrpPlanner()
     nothing = replace(pyvrp.solve(model, 0.2), status=PlanStatus.NO_SOLUTION)
     assert pyvrp.fewer_vehicles(model, nothing, 1.0) is nothing
 
 
 def test_vroom_start_is_feasible_and_can_seed_pyvrp() -> None:
-    inst = _instance("RC101", 50)
-    model = build_model(solomon_problem(inst), hierarchical_params(PlanningParams()))
+    inst = solomon_instance("RC101", 50)
+    model = solomon_model(inst)
     assert vroom_supports(model)
     first = VroomPlanner().solve(model, 1.0)
-    _assert_feasible_and_complete(inst, first)
+    assert_feasible_and_complete(inst, first)
     after = PyVrpPlanner().solve(model, 0.5, start=assignment_of(model, first))
-    _assert_feasible_and_complete(inst, after)
+    assert_feasible_and_complete(inst, after)
     assert after.objective <= first.objective
 
 
 def test_vroom_declines_a_problem_with_a_carrier() -> None:
-    problem = solomon_problem(_instance("C101", 10))
+    problem = solomon_problem(solomon_instance("C101", 10))
     problem = replace(
         problem,
         vehicles=(
@@ -86,7 +69,7 @@ def test_vroom_declines_a_problem_with_a_carrier() -> None:
 
 
 def test_auto_with_an_iteration_limit_uses_neither_vroom_nor_the_clock() -> None:
-    problem = solomon_problem(_instance("R101", 40))
+    problem = solomon_problem(solomon_instance("R101", 40))
     params = hierarchical_params(PlanningParams(time_limit_s=30, seed=3, iteration_limit=200))
     a, b = plan(problem, params), plan(problem, params)
     assert a.solver == "pyvrp" and a.status is PlanStatus.COMPLETE
@@ -94,7 +77,7 @@ def test_auto_with_an_iteration_limit_uses_neither_vroom_nor_the_clock() -> None
 
 
 def test_auto_on_solomon_is_complete_within_its_budget() -> None:
-    inst = _instance("R105")
+    inst = solomon_instance("R105")
     result = plan(solomon_problem(inst), hierarchical_params(PlanningParams(time_limit_s=3)))
-    _assert_feasible_and_complete(inst, result)
+    assert_feasible_and_complete(inst, result)
     assert result.seconds < 3 + 0.5
