@@ -111,7 +111,7 @@ class Coordinator:
 
     def apply(self, tx: Tx, peer: str, envelope: Envelope) -> None:
         if isinstance(envelope, TelemetryEnvelope):
-            tx.buffer(TelemetryBuffer).add(peer, envelope.seq, envelope, tx.payload)
+            tx.buffer(TelemetryBuffer).add(peer, envelope, tx.payload)
             return
         tx.flush()  # what follows may read positions and the log
         conn = tx.conn

@@ -162,8 +162,9 @@ class Operations:
             try:
                 if time.monotonic() >= next_scan:
                     next_scan = time.monotonic() + self.settings.tick_s
-                    self.exceptions.scan()
-                self.drain()
+                    self.tick()
+                else:
+                    self.drain()
             except Exception:
                 log.exception("operations tick failed; retried on the next one")
             self._wake.wait(max(0.0, next_scan - time.monotonic()))

@@ -57,8 +57,9 @@ class MqttLink:
     MQTT 5 by default. ``mqtt_v5=False`` speaks 3.1.1 with ``clean_session=False`` (the
     session then lives as long as the broker keeps persistent clients:
     ``persistent_client_expiration`` in ``deploy/mosquitto.conf``). The hub uses it:
-    paho builds a properties object for every MQTT 5 message it receives, which costs the
-    cloud a third of its receive rate, and nothing in Wayline's sync uses MQTT 5 properties.
+    paho builds a properties object for every MQTT 5 message it receives, a cost that grows
+    with the machine's load (docs/sync.md), and nothing in Wayline's sync uses MQTT 5
+    properties.
     """
 
     def __init__(

@@ -373,7 +373,6 @@ class SyncNode(Sending):
         savepoint so the one at fault is refused alone."""
         reason: str | None = None
         if careful:
-            tx.flush()  # what earlier entries buffered stays out of this one's savepoint
             try:
                 with self.store.savepoint():
                     self.handler.apply(tx, peer, env)

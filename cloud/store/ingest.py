@@ -68,13 +68,13 @@ class TelemetryBuffer:
         self._positions: dict[str, Telemetry] = {}
         self._events: list[tuple[Any, ...]] = []
 
-    def add(self, vehicle: str, seq: int, env: Any, payload: bytes) -> None:
+    def add(self, vehicle: str, env: Any, payload: bytes) -> None:
         t: Telemetry = env.body
         have = self._positions.get(vehicle)
         if have is None or t.at >= have.at:
             self._positions[vehicle] = t
         self._events.append(
-            (vehicle, seq, env.id, env.kind, env.lc, env.ts, payload or encode(env))
+            (vehicle, env.seq, env.id, env.kind, env.lc, env.ts, payload or encode(env))
         )
 
     def flush(self, conn: sqlite3.Connection) -> None:
