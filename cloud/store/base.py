@@ -33,3 +33,16 @@ class StoreBase:
     ) -> dict[str, Any] | None:
         found = self.rows(conn, sql, params)
         return found[0] if found else None
+
+    @staticmethod
+    def upsert(conn: sqlite3.Connection, table: str, key: str, row: dict[str, Any]) -> None:
+        """Insert ``row`` into ``table``, or update every other column where ``key`` matches.
+
+        ``table`` and the column names come from code, never from a caller's input."""
+        cols = ", ".join(row)
+        updates = ", ".join(f"{k} = excluded.{k}" for k in row if k != key)
+        conn.execute(
+            f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(row))}) "
+            f"ON CONFLICT({key}) DO UPDATE SET {updates}",
+            tuple(row.values()),
+        )

@@ -187,13 +187,7 @@ class OpsStore(ActionStore):
         return self.one(conn, "SELECT * FROM customer_windows WHERE order_id = ?", (order_id,))
 
     def put_customer_window(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-        cols = ", ".join(row)
-        updates = ", ".join(f"{k} = excluded.{k}" for k in row if k != "order_id")
-        conn.execute(
-            f"INSERT INTO customer_windows ({cols}) VALUES ({', '.join('?' * len(row))}) "
-            f"ON CONFLICT(order_id) DO UPDATE SET {updates}",
-            tuple(row.values()),
-        )
+        self.upsert(conn, "customer_windows", "order_id", row)
 
     def set_operational_eta(
         self, conn: sqlite3.Connection, order_id: str, eta_ms: int, at_ms: int, due: str | None
@@ -214,13 +208,7 @@ class OpsStore(ActionStore):
 
     def put_contact(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         row = {**row, "preferences": json.dumps(list(row["preferences"]))}
-        cols = ", ".join(row)
-        updates = ", ".join(f"{k} = excluded.{k}" for k in row if k != "customer_id")
-        conn.execute(
-            f"INSERT INTO customer_contacts ({cols}) VALUES ({', '.join('?' * len(row))}) "
-            f"ON CONFLICT(customer_id) DO UPDATE SET {updates}",
-            tuple(row.values()),
-        )
+        self.upsert(conn, "customer_contacts", "customer_id", row)
 
     def add_notification(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         row = {
@@ -307,13 +295,7 @@ class OpsStore(ActionStore):
         return cur.rowcount == 1
 
     def put_token(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-        cols = ", ".join(row)
-        updates = ", ".join(f"{k} = excluded.{k}" for k in row if k != "token_id")
-        conn.execute(
-            f"INSERT INTO api_tokens ({cols}) VALUES ({', '.join('?' * len(row))}) "
-            f"ON CONFLICT(token_id) DO UPDATE SET {updates}",
-            tuple(row.values()),
-        )
+        self.upsert(conn, "api_tokens", "token_id", row)
 
     def tokens(self) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM api_tokens ORDER BY created_ms")
