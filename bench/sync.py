@@ -96,12 +96,13 @@ def fleet_main(argv: list[str]) -> int:
         nodes.append(node)
     print("ready", flush=True)
     sys.stdin.readline()  # go
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for n in nodes:
         n.start()
     while any(n.pending() for n in nodes):
         time.sleep(0.01)
-    print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+    out = {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - cpu0}
+    print(json.dumps(out), flush=True)
     for n in nodes:
         n.stop()
     return 0
@@ -129,8 +130,19 @@ def _stop(p: subprocess.Popen[bytes]) -> None:
         p.kill()
 
 
-def many_devices(url: str, work: Path, devices: int, events: int) -> float:
-    """Events/s the cloud applies and acks from ``devices`` devices' backlogs."""
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def many_devices(
+    url: str, work: Path, devices: int, events: int, watch: dict[str, int | None]
+) -> tuple[float, dict[str, float]]:
+    """Events/s the cloud applies and acks from ``devices`` devices' backlogs, and the CPU
+    seconds each party used meanwhile (the devices, and every process in ``watch``)."""
     half = devices // 2
     fleets = []
     for first, count in ((0, half), (half, devices - half)):
@@ -160,16 +172,21 @@ def many_devices(url: str, work: Path, devices: int, events: int) -> float:
         )
     for f in fleets:
         assert f.stdout is not None and f.stdout.readline().strip() == "ready"
+    before = {name: _cpu_s(pid) for name, pid in watch.items()}
     for f in fleets:
         assert f.stdin is not None
         f.stdin.write("go\n")
         f.stdin.flush()
-    secs = []
+    done = []
     for f in fleets:
         assert f.stdout is not None
-        secs.append(json.loads(f.stdout.readline())["seconds"])
+        done.append(json.loads(f.stdout.readline()))
+    cpu = {name: _cpu_s(pid) - before[name] for name, pid in watch.items()}
+    cpu["devices"] = sum(d["cpu"] for d in done)
+    cpu["wall"] = max(d["seconds"] for d in done)
+    for f in fleets:
         f.wait(60)
-    return devices * events / max(secs)
+    return devices * events / cpu["wall"], cpu
 
 
 def _count(db: Path) -> int:
@@ -389,7 +406,13 @@ def main() -> int:
                 )
             )
             loaded.start()
-            rate = many_devices(broker.url, work, a.devices, a.events)
+            rate, cpu = many_devices(
+                broker.url,
+                work,
+                a.devices,
+                a.events,
+                {"cloud": cloud.pid, "broker": broker.pid},
+            )
             loaded.join()
             drain = drain_one(broker.url, work, 10_000)
             rows = [
@@ -408,6 +431,15 @@ def main() -> int:
                 (
                     f"live: {a.devices} device outboxes x {a.events} here (durable + ack)",
                     f"{rate:,.0f} events/s",
+                ),
+                (
+                    "live: CPU seconds over the live run's wall time (cloud / devices / broker)",
+                    f"{cpu['cloud']:.1f} / {cpu['devices']:.1f} / {cpu['broker']:.1f}"
+                    f" of {cpu['wall']:.1f} s",
+                ),
+                (
+                    "live: events per CPU second of the cloud process",
+                    f"{a.devices * a.events / max(cpu['cloud'], 1e-9):,.0f} events/s",
                 ),
                 ("end-to-end latency, cloud idle (p50 / p99)", f"{idle[0]:.1f} / {idle[1]:.1f} ms"),
                 (
