@@ -2,7 +2,8 @@
 #   make demo   venv + install + `wayline demo`
 #   make test   system packages (mosquitto, chromium) + venv + whole test suite + ruff
 # Also: make lint | bench [BENCH_ARGS=--quick] | format | clean | distclean
-# Every target is idempotent; pip reruns only when pyproject.toml changes (stamp files).
+# Every target is idempotent; pip reruns only when pyproject.toml or the C source of the
+# compiled local search changes (stamp files).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -27,7 +28,7 @@ STAMP_BASE := $(VENV)/.wayline-base.stamp
 STAMP_TEST := $(VENV)/.wayline-test.stamp
 STAMP_BENCH := $(VENV)/.wayline-bench.stamp
 
-.PHONY: demo test lint bench format clean distclean system-deps broker-deps
+.PHONY: demo test lint bench format clean distclean system-deps broker-deps build-deps
 
 demo: broker-deps $(STAMP_BASE)
 	$(BIN)/wayline demo
@@ -73,6 +74,20 @@ system-deps:
 		$(APT_INSTALL) $$missing; \
 	fi
 
+# A C compiler and the Python headers, for the compiled local search
+# (edge/sequencer/_lsearch.c), from apt when missing.
+build-deps: | $(BIN)/python
+	@missing=""; \
+	command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || missing="gcc"; \
+	inc=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("include"))'); \
+	dev=$$($(BIN)/python -c 'import sys; print("python3.%d-dev" % sys.version_info[1])'); \
+	[ -f "$$inc/Python.h" ] || missing="$$missing $$dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing with apt-get"; \
+		$(SUDO) apt-get update -qq; \
+		$(APT_INSTALL) $$missing || $(APT_INSTALL) $${missing/$$dev/python3-dev}; \
+	fi
+
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required (python3.11 -m venv)" >&2; exit 1; }
 	@if ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
@@ -83,17 +98,17 @@ $(BIN)/python:
 	@echo "creating $(VENV) with $(PYTHON)"
 	@$(PYTHON) -m venv $(VENV)
 
-$(STAMP_BASE): pyproject.toml | $(BIN)/python
+$(STAMP_BASE): pyproject.toml edge/sequencer/_lsearch.c | $(BIN)/python build-deps
 	@echo "installing wayline into $(VENV)"
 	@$(PIP) install -e .
 	@touch $@
 
-$(STAMP_TEST): pyproject.toml | $(BIN)/python
+$(STAMP_TEST): pyproject.toml edge/sequencer/_lsearch.c | $(BIN)/python build-deps
 	@echo "installing wayline[test] into $(VENV)"
 	@$(PIP) install -e '.[test]'
 	@touch $@
 
-$(STAMP_BENCH): pyproject.toml | $(BIN)/python
+$(STAMP_BENCH): pyproject.toml edge/sequencer/_lsearch.c | $(BIN)/python build-deps
 	@echo "installing wayline[test,bench] into $(VENV)"
 	@$(PIP) install -e '.[test,bench]'
 	@touch $@

@@ -1,0 +1,1175 @@
+/*
+ * Wayline's single-vehicle local search, compiled.
+ *
+ * Two functions, both judged by the same simulation as edge/sequencer/schedule.py
+ * (Evaluator.run and Schedule.cost): soft windows with lateness, the driver's break
+ * (taken on arrival, or before leaving when arriving would be past its latest start,
+ * or at the end), the shift end, capacity overload with deliveries on board from the
+ * start and pickups loaded on the way, the depth term sum dv[i] * (n-1-k) / (n-1),
+ * and distance; integer times and distances, a double cost.
+ *
+ *   cost(...)   -> (cost, distance, lateness, overload, depth) of one order
+ *   search(...) -> (order, cost, stats): an iterated local search from a warm start
+ *
+ * The search: 2-opt (segment reversal), or-opt (a segment of 1-3 stops moved next to a
+ * near stop, both orientations) and swap, over granular neighbour lists (the k stops
+ * nearest by travel time), first improvement with don't-look bits. A move rewrites the
+ * positions lo..hi only, so it is priced by simulating from the cached state before lo,
+ * through the span, and on along the old suffix until the state (time, break pending)
+ * is the old state at the same position, when the old suffix's totals are added. Every
+ * term only grows along the route, so a move is dropped as soon as the partial cost plus
+ * the part of the suffix that cannot change reaches the current cost. Between descents
+ * a kick (two adjacent segments exchanged, or a random segment moved next to a near
+ * stop) and an acceptance rule (no worse than the current route). Deterministic for a
+ * given seed and iteration count; a hard deadline (CLOCK_MONOTONIC) is checked every
+ * few hundred evaluations. The committed stop (fixed=1) stays first. The GIL is
+ * released while the search runs; the inputs are copied first.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHECK_EVERY 256 /* evaluations between two looks at the clock */
+#define MAX_SEG 3       /* or-opt segment length */
+#define KICK_MAX 8      /* longest segment a kick exchanges */
+
+/* ------------------------------------------------------------------ problem */
+
+typedef struct {
+    int m;               /* stops */
+    int N;               /* compact nodes: 0..m-1 the stops, m the start, m+1 the end */
+    int64_t *tt, *dm;    /* N x N */
+    int64_t *ready, *due, *service, *dload;
+    double *dv;
+    int has_depth;
+    int64_t start_time;
+    int has_shift_end;
+    int64_t shift_end;
+    int has_cap;
+    int64_t cap, load0;
+    int has_break;
+    int64_t b_earliest, b_latest, b_dur;
+    double wl, wo, wd;
+} Prob;
+
+static void prob_free(Prob *p)
+{
+    free(p->tt);
+    free(p->dm);
+    free(p->ready);
+    free(p->due);
+    free(p->service);
+    free(p->dload);
+    free(p->dv);
+    memset(p, 0, sizeof(*p));
+}
+
+/* A buffer of 8-byte integers (kind 'i') or doubles (kind 'd'), C-contiguous, ndim. */
+static int get_view(PyObject *obj, const char *name, char kind, int ndim, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a C-contiguous %s array (buffer protocol), got %.100s", name,
+                     kind == 'i' ? "int64" : "float64", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    const char *f = view->format ? view->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<')
+        f++;
+    int ok = view->itemsize == 8 && f[1] == '\0' &&
+             (kind == 'i' ? (f[0] == 'l' || f[0] == 'q') : f[0] == 'd');
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "%s must have dtype %s, got buffer format '%s'", name,
+                     kind == 'i' ? "int64" : "float64", view->format ? view->format : "B");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (view->ndim != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s must be %d-dimensional, got %d dimensions", name,
+                     ndim, view->ndim);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t *copy_vector(PyObject *obj, const char *name, Py_ssize_t len, int nonneg)
+{
+    Py_buffer v;
+    if (get_view(obj, name, 'i', 1, &v) < 0)
+        return NULL;
+    if (v.shape[0] != len) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd entries, expected %zd (one per stop)", name,
+                     v.shape[0], len);
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    int64_t *out = malloc(sizeof(int64_t) * (size_t)(len > 0 ? len : 1));
+    if (!out) {
+        PyBuffer_Release(&v);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(out, v.buf, sizeof(int64_t) * (size_t)len);
+    PyBuffer_Release(&v);
+    if (nonneg) {
+        for (Py_ssize_t i = 0; i < len; i++)
+            if (out[i] < 0) {
+                PyErr_Format(PyExc_ValueError, "%s[%zd] is negative", name, i);
+                free(out);
+                return NULL;
+            }
+    }
+    return out;
+}
+
+static int opt_int64(PyObject *obj, const char *name, int *has, int64_t *val)
+{
+    *has = 0;
+    if (obj == NULL || obj == Py_None)
+        return 0;
+    long long v = PyLong_AsLongLong(obj);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be an integer or None", name);
+        return -1;
+    }
+    *has = 1;
+    *val = (int64_t)v;
+    return 0;
+}
+
+/* Parse and copy everything; on error a ValueError (or MemoryError) is set, *p freed. */
+static int prob_init(Prob *p, PyObject *tt, PyObject *dm, PyObject *nodes, PyObject *ready,
+                     PyObject *due, PyObject *service, PyObject *dload, PyObject *depth,
+                     long long start_node, long long start_time, long long end_node,
+                     PyObject *shift_end, PyObject *capacity, long long initial_load,
+                     PyObject *brk, double wl, double wo, double wd)
+{
+    memset(p, 0, sizeof(*p));
+    Py_buffer vt, vd, vn, vdep;
+    int64_t *nd = NULL;
+    if (get_view(tt, "travel_time", 'i', 2, &vt) < 0)
+        return -1;
+    if (get_view(dm, "distance", 'i', 2, &vd) < 0) {
+        PyBuffer_Release(&vt);
+        return -1;
+    }
+    Py_ssize_t M = vt.shape[0];
+    if (M == 0 || vt.shape[1] != M || vd.shape[0] != M || vd.shape[1] != M) {
+        PyErr_Format(PyExc_ValueError,
+                     "travel_time and distance must be square, non-empty and of one size "
+                     "(got %zdx%zd and %zdx%zd)",
+                     vt.shape[0], vt.shape[1], vd.shape[0], vd.shape[1]);
+        goto fail_views;
+    }
+    if (get_view(nodes, "nodes", 'i', 1, &vn) < 0)
+        goto fail_views;
+    Py_ssize_t m = vn.shape[0];
+    if (m > 1000000) {
+        PyErr_SetString(PyExc_ValueError, "too many stops");
+        PyBuffer_Release(&vn);
+        goto fail_views;
+    }
+    nd = malloc(sizeof(int64_t) * (size_t)(m + 2));
+    if (!nd) {
+        PyBuffer_Release(&vn);
+        PyErr_NoMemory();
+        goto fail_views;
+    }
+    memcpy(nd, vn.buf, sizeof(int64_t) * (size_t)m);
+    PyBuffer_Release(&vn);
+    nd[m] = start_node;
+    nd[m + 1] = end_node;
+    for (Py_ssize_t i = 0; i < m + 2; i++)
+        if (nd[i] < 0 || nd[i] >= M) {
+            if (i < m)
+                PyErr_Format(PyExc_ValueError, "nodes[%zd] = %lld is outside the %zdx%zd matrices",
+                             i, (long long)nd[i], M, M);
+            else
+                PyErr_Format(PyExc_ValueError, "%s node %lld is outside the %zdx%zd matrices",
+                             i == m ? "start" : "end", (long long)nd[i], M, M);
+            goto fail_views;
+        }
+    p->m = (int)m;
+    p->N = (int)m + 2;
+    size_t NN = (size_t)p->N * (size_t)p->N;
+    p->tt = malloc(sizeof(int64_t) * NN);
+    p->dm = malloc(sizeof(int64_t) * NN);
+    if (!p->tt || !p->dm) {
+        PyErr_NoMemory();
+        goto fail_views;
+    }
+    const int64_t *T = vt.buf, *D = vd.buf;
+    for (int a = 0; a < p->N; a++)
+        for (int b = 0; b < p->N; b++) {
+            int64_t x = T[nd[a] * M + nd[b]], y = D[nd[a] * M + nd[b]];
+            if (x < 0 || y < 0) {
+                PyErr_Format(PyExc_ValueError, "%s matrix has a negative entry",
+                             x < 0 ? "travel_time" : "distance");
+                goto fail_views;
+            }
+            p->tt[(size_t)a * p->N + b] = x;
+            p->dm[(size_t)a * p->N + b] = y;
+        }
+    PyBuffer_Release(&vt);
+    PyBuffer_Release(&vd);
+    free(nd);
+    nd = NULL;
+
+    if (!(p->ready = copy_vector(ready, "ready", m, 0)) ||
+        !(p->due = copy_vector(due, "due", m, 0)) ||
+        !(p->service = copy_vector(service, "service", m, 1)) ||
+        !(p->dload = copy_vector(dload, "dload", m, 0)))
+        goto fail;
+    if (get_view(depth, "depth", 'd', 1, &vdep) < 0)
+        goto fail;
+    if (vdep.shape[0] != m) {
+        PyErr_Format(PyExc_ValueError, "depth has %zd entries, expected %zd (one per stop)",
+                     vdep.shape[0], m);
+        PyBuffer_Release(&vdep);
+        goto fail;
+    }
+    p->dv = malloc(sizeof(double) * (size_t)(m > 0 ? m : 1));
+    if (!p->dv) {
+        PyBuffer_Release(&vdep);
+        PyErr_NoMemory();
+        goto fail;
+    }
+    memcpy(p->dv, vdep.buf, sizeof(double) * (size_t)m);
+    PyBuffer_Release(&vdep);
+    for (int i = 0; i < p->m; i++) {
+        if (!(p->dv[i] >= 0.0) || isinf(p->dv[i])) {
+            PyErr_Format(PyExc_ValueError, "depth[%d] must be finite and non-negative", i);
+            goto fail;
+        }
+        if (p->dv[i] != 0.0)
+            p->has_depth = 1;
+    }
+    p->start_time = start_time;
+    if (opt_int64(shift_end, "shift_end", &p->has_shift_end, &p->shift_end) < 0 ||
+        opt_int64(capacity, "capacity", &p->has_cap, &p->cap) < 0)
+        goto fail;
+    p->load0 = initial_load;
+    if (brk != NULL && brk != Py_None) {
+        long long e, l, d;
+        if (!PyTuple_Check(brk) || !PyArg_ParseTuple(brk, "LLL", &e, &l, &d)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError,
+                            "break must be None or a tuple (earliest, latest, duration) of ints");
+            goto fail;
+        }
+        if (e > l || d < 0) {
+            PyErr_SetString(PyExc_ValueError, "break: earliest after latest or negative duration");
+            goto fail;
+        }
+        p->has_break = 1;
+        p->b_earliest = e;
+        p->b_latest = l;
+        p->b_dur = d;
+    }
+    if (!(wl >= 0 && wo >= 0 && wd >= 0) || isinf(wl) || isinf(wo) || isinf(wd)) {
+        PyErr_SetString(PyExc_ValueError, "weights must be finite and non-negative");
+        goto fail;
+    }
+    p->wl = wl;
+    p->wo = wo;
+    p->wd = wd;
+    return 0;
+
+fail_views:
+    PyBuffer_Release(&vt);
+    PyBuffer_Release(&vd);
+fail:
+    free(nd);
+    prob_free(p);
+    return -1;
+}
+
+/* A route: a permutation of 0..m-1, copied into out (m ints). */
+static int read_route(PyObject *obj, const Prob *p, int *out)
+{
+    Py_buffer v;
+    if (get_view(obj, "route", 'i', 1, &v) < 0)
+        return -1;
+    if (v.shape[0] != p->m) {
+        PyErr_Format(PyExc_ValueError, "route has %zd entries, expected %d (one per stop)",
+                     v.shape[0], p->m);
+        PyBuffer_Release(&v);
+        return -1;
+    }
+    const int64_t *r = v.buf;
+    char *seen = calloc((size_t)(p->m > 0 ? p->m : 1), 1);
+    if (!seen) {
+        PyBuffer_Release(&v);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int k = 0; k < p->m; k++) {
+        if (r[k] < 0 || r[k] >= p->m || seen[r[k]]) {
+            PyErr_Format(PyExc_ValueError,
+                         "route is not a permutation of the %d stops (entry %d is %lld)", p->m, k,
+                         (long long)r[k]);
+            free(seen);
+            PyBuffer_Release(&v);
+            return -1;
+        }
+        seen[r[k]] = 1;
+        out[k] = (int)r[k];
+    }
+    free(seen);
+    PyBuffer_Release(&v);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ simulation */
+
+typedef struct {
+    int64_t t; /* departure from pos (the start time at the start) */
+    int pos;   /* compact node */
+    int pend;  /* break still pending */
+    int64_t load, D, L, O;
+    double P; /* sum of dv[i] * (n-1-k) so far */
+} St;
+
+static inline St start_state(const Prob *p)
+{
+    St s;
+    s.t = p->start_time;
+    s.pos = p->m;
+    s.pend = p->has_break;
+    s.load = p->load0;
+    s.D = s.L = s.O = 0;
+    s.P = 0.0;
+    return s;
+}
+
+/* Serve stop i at position k of an n-stop route (Evaluator.run's loop body). */
+static inline void step(const Prob *p, St *s, int i, int k, int n)
+{
+    const int N = p->N;
+    int64_t travel = p->tt[(size_t)s->pos * N + i];
+    int64_t a = s->t + travel, avail = a;
+    int64_t rd = p->ready[i], sv = p->service[i];
+    if (s->pend) {
+        if (a > p->b_latest) { /* too late on arrival: taken before leaving */
+            int64_t bs = s->t > p->b_earliest ? s->t : p->b_earliest;
+            if (bs > p->b_latest)
+                s->L += bs - p->b_latest;
+            a = avail = bs + p->b_dur + travel;
+            s->pend = 0;
+        } else {
+            int64_t bs = a > p->b_earliest ? a : p->b_earliest;
+            int64_t ar = a > rd ? a : rd;
+            if (a >= p->b_earliest || rd - bs >= p->b_dur || ar + sv > p->b_latest) {
+                avail = bs + p->b_dur;
+                s->pend = 0;
+            }
+        }
+    }
+    int64_t start = avail > rd ? avail : rd;
+    if (start > p->due[i])
+        s->L += start - p->due[i];
+    s->D += p->dm[(size_t)s->pos * N + i];
+    if (p->has_cap) {
+        s->load += p->dload[i];
+        if (s->load > p->cap)
+            s->O += s->load - p->cap;
+    }
+    s->t = start + sv;
+    s->pos = i;
+    if (p->has_depth)
+        s->P += p->dv[i] * (double)(n - 1 - k);
+}
+
+/* Drive to the end node (Evaluator.run after its loop). */
+static inline void end_step(const Prob *p, St *s)
+{
+    const int N = p->N, e = p->m + 1;
+    int64_t travel = p->tt[(size_t)s->pos * N + e];
+    int64_t end = s->t + travel;
+    if (s->pend) {
+        int64_t bs;
+        if (end > p->b_latest) {
+            bs = s->t > p->b_earliest ? s->t : p->b_earliest;
+            end = bs + p->b_dur + travel;
+        } else {
+            bs = end > p->b_earliest ? end : p->b_earliest;
+            end = bs + p->b_dur;
+        }
+        if (bs > p->b_latest)
+            s->L += bs - p->b_latest;
+        s->pend = 0;
+    }
+    s->D += p->dm[(size_t)s->pos * N + e];
+    if (p->has_shift_end && end > p->shift_end)
+        s->L += end - p->shift_end;
+    s->t = end;
+    s->pos = e;
+}
+
+/* Schedule.cost: distance + wl * lateness + wo * overload + wd * depth. */
+static inline double depth_of(const Prob *p, double P, int n, int first)
+{
+    if (!p->has_depth || n == 0)
+        return 0.0;
+    if (n == 1)
+        return p->dv[first];
+    return P / (double)(n - 1);
+}
+
+static inline double price(const Prob *p, int64_t D, int64_t L, int64_t O, double depth)
+{
+    return (double)D + p->wl * (double)L + p->wo * (double)O + p->wd * depth;
+}
+
+/* ------------------------------------------------------------------ search state */
+
+typedef struct {
+    uint64_t s;
+} Rng;
+
+static inline uint64_t rng_next(Rng *g)
+{
+    uint64_t z = (g->s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline int rng_below(Rng *g, int k) /* uniform in [0, k), k >= 1 */
+{
+    return (int)(rng_next(g) % (uint64_t)k);
+}
+
+typedef struct {
+    const Prob *p;
+    int n, fixed, K;
+    int *r, *pos, *near, *buf, *queue;
+    char *inq;
+    int qhead, qlen;
+    /* caches, per count c = 0..n of stops served */
+    int64_t *T, *LD, *D, *L, *O;
+    char *PD;
+    double *P;
+    int64_t Dtot, Ltot, Otot;
+    double Ptot, cost;
+    double dnorm; /* n - 1, or 1 */
+    /* clock */
+    struct timespec deadline;
+    int has_deadline, timed_out;
+    long long evals, moves;
+} Search;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int past_deadline(Search *S)
+{
+    if (!S->has_deadline)
+        return 0;
+    if (S->timed_out)
+        return 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (ts.tv_sec > S->deadline.tv_sec ||
+        (ts.tv_sec == S->deadline.tv_sec && ts.tv_nsec >= S->deadline.tv_nsec))
+        S->timed_out = 1;
+    return S->timed_out;
+}
+
+static inline St state_at(const Search *S, int c)
+{
+    St s;
+    s.t = S->T[c];
+    s.pos = c > 0 ? S->r[c - 1] : S->p->m;
+    s.pend = S->PD[c];
+    s.load = S->LD[c];
+    s.D = S->D[c];
+    s.L = S->L[c];
+    s.O = S->O[c];
+    s.P = S->P[c];
+    return s;
+}
+
+/* Recompute the caches from count c0 on, the totals and the (exact) cost. */
+static void rebuild(Search *S, int c0)
+{
+    const Prob *p = S->p;
+    int n = S->n;
+    St s = c0 == 0 ? start_state(p) : state_at(S, c0);
+    if (c0 == 0) {
+        S->T[0] = s.t;
+        S->PD[0] = (char)s.pend;
+        S->LD[0] = s.load;
+        S->D[0] = S->L[0] = S->O[0] = 0;
+        S->P[0] = 0.0;
+    }
+    for (int k = c0; k < n; k++) {
+        step(p, &s, S->r[k], k, n);
+        S->T[k + 1] = s.t;
+        S->PD[k + 1] = (char)s.pend;
+        S->LD[k + 1] = s.load;
+        S->D[k + 1] = s.D;
+        S->L[k + 1] = s.L;
+        S->O[k + 1] = s.O;
+        S->P[k + 1] = s.P;
+    }
+    end_step(p, &s);
+    S->Dtot = s.D;
+    S->Ltot = s.L;
+    S->Otot = s.O;
+    S->Ptot = s.P;
+    S->cost = price(p, s.D, s.L, s.O, depth_of(p, s.P, n, n ? S->r[0] : 0));
+}
+
+static inline double lb(const Search *S, int64_t D, int64_t L, int64_t O, double P)
+{
+    return (double)D + S->p->wl * (double)L + S->p->wo * (double)O + S->p->wd * (P / S->dnorm);
+}
+
+/* The cost of the route with positions lo..hi replaced by buf[0..hi-lo], or INFINITY if
+ * it is not below limit. */
+static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double limit)
+{
+    const Prob *p = S->p;
+    const int n = S->n;
+    S->evals++;
+    St s = state_at(S, lo);
+    /* what positions after hi add whatever the span does: their over and depth, and the
+     * distance of the edges after position hi+1 */
+    int64_t fD = hi + 2 <= n ? S->Dtot - S->D[hi + 2] : 0;
+    int64_t fO = S->Otot - S->O[hi + 1];
+    double fP = S->Ptot - S->P[hi + 1];
+    for (int k = lo; k <= hi; k++) {
+        step(p, &s, buf[k - lo], k, n);
+        if (lb(S, s.D + fD, s.L, s.O + fO, s.P + fP) >= limit)
+            return INFINITY;
+    }
+    for (int k = hi + 1; k < n; k++) {
+        step(p, &s, S->r[k], k, n);
+        int c = k + 1;
+        int64_t D = s.D + S->Dtot - S->D[c];
+        int64_t O = s.O + S->Otot - S->O[c];
+        double P = s.P + S->Ptot - S->P[c];
+        if (s.t == S->T[c] && s.pend == S->PD[c]) {
+            double v = lb(S, D, s.L + S->Ltot - S->L[c], O, P);
+            return v < limit ? v : INFINITY;
+        }
+        if (lb(S, D, s.L, O, P) >= limit)
+            return INFINITY;
+    }
+    end_step(p, &s);
+    double v = lb(S, s.D, s.L, s.O, s.P);
+    return v < limit ? v : INFINITY;
+}
+
+#ifdef LS_DEBUG
+#include <stdio.h>
+static double eval_move(Search *S, int lo, int hi, const int *buf, double limit)
+{
+    double v = eval_move_fast(S, lo, hi, buf, limit);
+    int n = S->n;
+    St s = start_state(S->p);
+    int first = -1;
+    for (int k = 0; k < n; k++) {
+        int i = (k >= lo && k <= hi) ? buf[k - lo] : S->r[k];
+        if (k == 0)
+            first = i;
+        step(S->p, &s, i, k, n);
+    }
+    end_step(S->p, &s);
+    double full = price(S->p, s.D, s.L, s.O, depth_of(S->p, s.P, n, first));
+    if ((isinf(v) && full < limit - 1e-6) || (!isinf(v) && fabs(v - full) > 1e-6))
+        fprintf(stderr, "eval mismatch lo=%d hi=%d fast=%f full=%f limit=%f\n", lo, hi, v, full,
+                limit);
+    return v;
+}
+#else
+#define eval_move eval_move_fast
+#endif
+
+static void activate(Search *S, int stop)
+{
+    if (S->inq[stop])
+        return;
+    S->inq[stop] = 1;
+    S->queue[(S->qhead + S->qlen) % S->n] = stop;
+    S->qlen++;
+}
+
+static void activate_span(Search *S, int lo, int hi)
+{
+    int n = S->n;
+    for (int k = lo - 1; k <= lo + 2 && k < n; k++)
+        if (k >= S->fixed && k <= hi + 1)
+            activate(S, S->r[k]);
+    for (int k = hi - 2; k <= hi + 1 && k < n; k++)
+        if (k >= S->fixed && k >= lo - 1)
+            activate(S, S->r[k]);
+}
+
+static void apply(Search *S, int lo, int hi, const int *buf)
+{
+    for (int k = lo; k <= hi; k++) {
+        S->r[k] = buf[k - lo];
+        S->pos[S->r[k]] = k;
+    }
+    rebuild(S, lo);
+    S->moves++;
+}
+
+/* The epsilon a move must gain: depth sums are added in another order than the exact
+ * cost's, so gains below this are noise. */
+static inline double gain_eps(double cost)
+{
+    return 1e-7 + 1e-12 * fabs(cost);
+}
+
+/* Try the moves that bring stop u next to its near stops; apply the first that gains. */
+static int improve_stop(Search *S, int u)
+{
+    const int n = S->n, f = S->fixed;
+    int *buf = S->buf;
+    for (int j = 0; j < S->K; j++) {
+        int v = S->near[(size_t)u * S->K + j];
+        int a = S->pos[u], b = S->pos[v];
+        if (a < f)
+            return 0;
+        double limit = S->cost - gain_eps(S->cost);
+        int lo = a < b ? a : b, hi = a < b ? b : a;
+        /* 2-opt: r[lo] followed by r[hi], reversing what lies between */
+        if (hi - lo >= 2) {
+            /* reverse lo+1..hi */
+            if (lo + 1 >= f) {
+                for (int k = lo + 1; k <= hi; k++)
+                    buf[k - lo - 1] = S->r[hi - (k - lo - 1)];
+                if (eval_move(S, lo + 1, hi, buf, limit) < limit) {
+                    apply(S, lo + 1, hi, buf);
+                    activate_span(S, lo + 1, hi);
+                    return 1;
+                }
+            }
+            /* reverse lo..hi-1 */
+            if (lo >= f) {
+                for (int k = lo; k <= hi - 1; k++)
+                    buf[k - lo] = S->r[hi - 1 - (k - lo)];
+                if (eval_move(S, lo, hi - 1, buf, limit) < limit) {
+                    apply(S, lo, hi - 1, buf);
+                    activate_span(S, lo, hi - 1);
+                    return 1;
+                }
+            }
+        }
+        /* or-opt: the segment a..a+L-1 after position q (q = b: after v; q = b-1: before) */
+        for (int L = 1; L <= MAX_SEG && a + L - 1 < n; L++) {
+            if (b >= a && b <= a + L - 1)
+                break;
+            for (int side = 0; side < 2; side++) {
+                int q = side == 0 ? b : b - 1;
+                if (q < f - 1 || (q >= a - 1 && q <= a + L - 1))
+                    continue;
+                for (int rev = 0; rev < (L > 1 ? 2 : 1); rev++) {
+                    int slo, shi, w = 0;
+                    if (q > a + L - 1) {
+                        slo = a;
+                        shi = q;
+                        for (int k = a + L; k <= q; k++)
+                            buf[w++] = S->r[k];
+                        for (int x = 0; x < L; x++)
+                            buf[w++] = S->r[rev ? a + L - 1 - x : a + x];
+                    } else {
+                        slo = q + 1;
+                        shi = a + L - 1;
+                        for (int x = 0; x < L; x++)
+                            buf[w++] = S->r[rev ? a + L - 1 - x : a + x];
+                        for (int k = q + 1; k <= a - 1; k++)
+                            buf[w++] = S->r[k];
+                    }
+                    if (eval_move(S, slo, shi, buf, limit) < limit) {
+                        apply(S, slo, shi, buf);
+                        activate_span(S, slo, shi);
+                        activate(S, u);
+                        return 1;
+                    }
+                }
+            }
+        }
+        /* swap u with the stop after v (v then u) or before v (u then v) */
+        for (int side = 0; side < 2; side++) {
+            int w = side == 0 ? b + 1 : b - 1;
+            if (w < f || w >= n || w == a)
+                continue;
+            int slo = a < w ? a : w, shi = a < w ? w : a;
+            for (int k = slo; k <= shi; k++)
+                buf[k - slo] = S->r[k];
+            buf[a - slo] = S->r[w];
+            buf[w - slo] = S->r[a];
+            if (eval_move(S, slo, shi, buf, limit) < limit) {
+                apply(S, slo, shi, buf);
+                activate_span(S, slo, shi);
+                activate(S, u);
+                activate(S, S->r[a]);
+                return 1;
+            }
+        }
+        if ((S->evals & (CHECK_EVERY - 1)) < 16 && past_deadline(S))
+            return 0;
+    }
+    return 0;
+}
+
+/* First-improvement descent over the active stops (don't-look bits). */
+static void descend(Search *S)
+{
+    while (S->qlen > 0) {
+        if (past_deadline(S))
+            return;
+        int u = S->queue[S->qhead];
+        S->qhead = (S->qhead + 1) % S->n;
+        S->qlen--;
+        S->inq[u] = 0;
+        if (improve_stop(S, u))
+            activate(S, u);
+    }
+}
+
+static void activate_all(Search *S)
+{
+    for (int k = S->fixed; k < S->n; k++)
+        activate(S, S->r[k]);
+}
+
+/* A kick: two adjacent segments exchanged, or a random segment moved next to a near stop. */
+static void kick(Search *S, Rng *g)
+{
+    const int n = S->n, f = S->fixed;
+    int *buf = S->buf;
+    int movable = n - f;
+    if (movable < 3)
+        return;
+    if (rng_below(g, 2) == 0) {
+        int l1 = 1 + rng_below(g, KICK_MAX), l2 = 1 + rng_below(g, KICK_MAX);
+        if (l1 + l2 > movable) {
+            l1 = 1 + rng_below(g, movable - 1);
+            l2 = movable - l1;
+            if (l2 > 1)
+                l2 = 1 + rng_below(g, l2);
+        }
+        int a = f + rng_below(g, movable - l1 - l2 + 1);
+        int w = 0;
+        for (int k = a + l1; k < a + l1 + l2; k++)
+            buf[w++] = S->r[k];
+        for (int k = a; k < a + l1; k++)
+            buf[w++] = S->r[k];
+        apply(S, a, a + l1 + l2 - 1, buf);
+        activate_span(S, a, a + l1 + l2 - 1);
+        activate(S, S->r[a + l2 - 1]);
+        activate(S, S->r[a + l2]);
+    } else {
+        int a = f + rng_below(g, movable);
+        int L = 1 + rng_below(g, MAX_SEG);
+        if (a + L > n)
+            L = n - a;
+        int u = S->r[a];
+        int v = S->near[(size_t)u * S->K + rng_below(g, S->K)];
+        int b = S->pos[v];
+        int q = rng_below(g, 2) ? b : b - 1;
+        if (q < f - 1 || (q >= a - 1 && q <= a + L - 1))
+            return;
+        int rev = L > 1 && rng_below(g, 2);
+        int slo, shi, w = 0;
+        if (q > a + L - 1) {
+            slo = a;
+            shi = q;
+            for (int k = a + L; k <= q; k++)
+                buf[w++] = S->r[k];
+            for (int x = 0; x < L; x++)
+                buf[w++] = S->r[rev ? a + L - 1 - x : a + x];
+        } else {
+            slo = q + 1;
+            shi = a + L - 1;
+            for (int x = 0; x < L; x++)
+                buf[w++] = S->r[rev ? a + L - 1 - x : a + x];
+            for (int k = q + 1; k <= a - 1; k++)
+                buf[w++] = S->r[k];
+        }
+        apply(S, slo, shi, buf);
+        activate_span(S, slo, shi);
+        for (int x = 0; x < L; x++)
+            activate(S, buf[(q > a + L - 1) ? (shi - slo - x) : x]);
+    }
+}
+
+/* The K stops nearest each stop by travel time (either way), ties by index. */
+typedef struct {
+    int64_t d;
+    int j;
+} Cand;
+
+static int cand_cmp(const void *x, const void *y)
+{
+    const Cand *a = x, *b = y;
+    if (a->d != b->d)
+        return a->d < b->d ? -1 : 1;
+    return a->j - b->j;
+}
+
+/* How well j can follow i: the travel time, plus a fifth of the wait when j's window
+ * opens after i's closes and the time warp when it closes before i's opens (the time
+ * that would be late). */
+static int64_t proximity(const Prob *p, int i, int j)
+{
+    int64_t t = p->tt[(size_t)i * p->N + j];
+    int64_t wait = p->ready[j] - t - p->service[i] - p->due[i];
+    int64_t warp = p->ready[i] + p->service[i] + t - p->due[j];
+    return t + (wait > 0 ? wait / 5 : 0) + (warp > 0 ? warp : 0);
+}
+
+static int build_near(Search *S)
+{
+    const Prob *p = S->p;
+    int n = S->n, K = S->K;
+    Cand *c = malloc(sizeof(Cand) * (size_t)(n > 1 ? n - 1 : 1));
+    if (!c)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        int w = 0;
+        for (int j = 0; j < n; j++) {
+            if (j == i)
+                continue;
+            int64_t x = proximity(p, i, j), y = proximity(p, j, i);
+            c[w].d = x < y ? x : y;
+            c[w].j = j;
+            w++;
+        }
+        qsort(c, (size_t)w, sizeof(Cand), cand_cmp);
+        for (int k = 0; k < K; k++)
+            S->near[(size_t)i * K + k] = c[k].j;
+    }
+    free(c);
+    return 0;
+}
+
+typedef struct {
+    long long iterations, evals, moves, improvements;
+    double seconds;
+    int timed_out;
+} Stats;
+
+/* The iterated local search; route (n ints) is the warm start in, the best route out. */
+static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, double time_limit,
+                      long long max_iters, long long patience, int K, double accept,
+                      double *out_cost, Stats *st)
+{
+    Search S;
+    memset(&S, 0, sizeof(S));
+    int n = p->m;
+    double t0 = now_s();
+    S.p = p;
+    S.n = n;
+    S.fixed = fixed;
+    S.K = K < n - 1 ? K : n - 1;
+    if (S.K < 0)
+        S.K = 0;
+    S.dnorm = n > 1 ? (double)(n - 1) : 1.0;
+    size_t n1 = (size_t)n + 1;
+    S.r = malloc(sizeof(int) * (n1));
+    S.pos = malloc(sizeof(int) * (n1));
+    S.buf = malloc(sizeof(int) * (n1));
+    S.queue = malloc(sizeof(int) * (n1));
+    S.inq = calloc(n1, 1);
+    S.near = malloc(sizeof(int) * ((size_t)n * (size_t)(S.K > 0 ? S.K : 1) + 1));
+    S.T = malloc(sizeof(int64_t) * n1);
+    S.LD = malloc(sizeof(int64_t) * n1);
+    S.D = malloc(sizeof(int64_t) * n1);
+    S.L = malloc(sizeof(int64_t) * n1);
+    S.O = malloc(sizeof(int64_t) * n1);
+    S.PD = malloc(n1);
+    S.P = malloc(sizeof(double) * n1);
+    int *best = malloc(sizeof(int) * n1), *cur = malloc(sizeof(int) * n1);
+    int rc = -1;
+    if (!S.r || !S.pos || !S.buf || !S.queue || !S.inq || !S.near || !S.T || !S.LD || !S.D ||
+        !S.L || !S.O || !S.PD || !S.P || !best || !cur)
+        goto done;
+    if (time_limit > 0) {
+        double end = t0 + time_limit;
+        S.has_deadline = 1;
+        S.deadline.tv_sec = (time_t)floor(end);
+        S.deadline.tv_nsec = (long)((end - floor(end)) * 1e9);
+        if (S.deadline.tv_nsec >= 1000000000L) {
+            S.deadline.tv_sec++;
+            S.deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    memcpy(S.r, route, sizeof(int) * (size_t)n);
+    for (int k = 0; k < n; k++)
+        S.pos[S.r[k]] = k;
+    rebuild(&S, 0);
+    double best_cost = S.cost, cur_cost = S.cost;
+    memcpy(best, S.r, sizeof(int) * (size_t)n);
+    if (n - fixed >= 2 && S.K > 0) {
+        if (build_near(&S) < 0)
+            goto done;
+        activate_all(&S);
+        descend(&S);
+        if (S.cost < best_cost) {
+            best_cost = S.cost;
+            memcpy(best, S.r, sizeof(int) * (size_t)n);
+        }
+        cur_cost = S.cost;
+        memcpy(cur, S.r, sizeof(int) * (size_t)n);
+        Rng g = {seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL};
+        long long since = 0;
+        while (!S.timed_out && (max_iters < 0 || st->iterations < max_iters) &&
+               (patience < 0 || since < patience) && n - fixed >= 3) {
+            if (past_deadline(&S))
+                break;
+            st->iterations++;
+            int kicks = 1 + rng_below(&g, 2);
+            for (int x = 0; x < kicks; x++)
+                kick(&S, &g);
+            descend(&S);
+            if (S.timed_out && S.cost >= cur_cost) {
+                /* interrupted mid-descent: keep nothing of it unless it gained */
+                break;
+            }
+            if (S.cost < best_cost - gain_eps(best_cost)) {
+                best_cost = S.cost;
+                memcpy(best, S.r, sizeof(int) * (size_t)n);
+                since = 0;
+                st->improvements++;
+            } else {
+                since++;
+            }
+            if (S.cost <= cur_cost + accept * cur_cost) {
+                cur_cost = S.cost;
+                memcpy(cur, S.r, sizeof(int) * (size_t)n);
+            } else {
+                memcpy(S.r, cur, sizeof(int) * (size_t)n);
+                for (int k = 0; k < n; k++)
+                    S.pos[S.r[k]] = k;
+                rebuild(&S, 0);
+                S.qlen = 0;
+                S.qhead = 0;
+                memset(S.inq, 0, (size_t)n);
+            }
+        }
+    }
+    /* the best, priced exactly as schedule.py does */
+    memcpy(S.r, best, sizeof(int) * (size_t)n);
+    rebuild(&S, 0);
+    memcpy(route, best, sizeof(int) * (size_t)n);
+    *out_cost = S.cost;
+    rc = 0;
+done:
+    st->evals = S.evals;
+    st->moves = S.moves;
+    st->timed_out = S.timed_out;
+    st->seconds = now_s() - t0;
+    free(S.r);
+    free(S.pos);
+    free(S.buf);
+    free(S.queue);
+    free(S.inq);
+    free(S.near);
+    free(S.T);
+    free(S.LD);
+    free(S.D);
+    free(S.L);
+    free(S.O);
+    free(S.PD);
+    free(S.P);
+    free(best);
+    free(cur);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ Python API */
+
+#define PROBLEM_KW                                                                          \
+    "travel_time", "distance", "nodes", "ready", "due", "service", "dload", "depth", "route", \
+        "start_node", "start_time", "end_node", "shift_end", "capacity", "initial_load",     \
+        "break_", "weights"
+
+PyDoc_STRVAR(cost_doc,
+             "cost(travel_time, distance, nodes, ready, due, service, dload, depth, route, *,\n"
+             "     start_node, start_time, end_node, shift_end=None, capacity=None,\n"
+             "     initial_load=0, break_=None, weights=(100.0, 10000.0, 1.0))\n"
+             "--\n\n"
+             "Simulate route (stop positions) as edge.sequencer.schedule does and return\n"
+             "(cost, distance, lateness, overload, depth). Matrices: 2-D int64; per-stop\n"
+             "arrays: 1-D int64 (depth float64); break_: (earliest, latest, duration);\n"
+             "weights: (lateness, overload, depth). Bad input raises ValueError.");
+
+static PyObject *py_cost(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {PROBLEM_KW, NULL};
+    PyObject *tt, *dm, *nodes, *ready, *due, *service, *dload, *depth, *route;
+    PyObject *shift_end = Py_None, *capacity = Py_None, *brk = Py_None;
+    long long start_node, start_time, end_node, initial_load = 0;
+    double wl = 100.0, wo = 10000.0, wd = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOLLL|$OOLO(ddd):cost", kwlist, &tt, &dm,
+                                     &nodes, &ready, &due, &service, &dload, &depth, &route,
+                                     &start_node, &start_time, &end_node, &shift_end, &capacity,
+                                     &initial_load, &brk, &wl, &wo, &wd))
+        return NULL;
+    Prob p;
+    if (prob_init(&p, tt, dm, nodes, ready, due, service, dload, depth, start_node, start_time,
+                  end_node, shift_end, capacity, initial_load, brk, wl, wo, wd) < 0)
+        return NULL;
+    int n = p.m;
+    int *r = malloc(sizeof(int) * (size_t)(n + 1));
+    if (!r) {
+        prob_free(&p);
+        return PyErr_NoMemory();
+    }
+    if (read_route(route, &p, r) < 0) {
+        free(r);
+        prob_free(&p);
+        return NULL;
+    }
+    St s = start_state(&p);
+    for (int k = 0; k < n; k++)
+        step(&p, &s, r[k], k, n);
+    end_step(&p, &s);
+    double depthv = depth_of(&p, s.P, n, n ? r[0] : 0);
+    double c = price(&p, s.D, s.L, s.O, depthv);
+    free(r);
+    prob_free(&p);
+    return Py_BuildValue("(dLLLd)", c, (long long)s.D, (long long)s.L, (long long)s.O, depthv);
+}
+
+PyDoc_STRVAR(search_doc,
+             "search(travel_time, distance, nodes, ready, due, service, dload, depth, route, *,\n"
+             "       start_node, start_time, end_node, shift_end=None, capacity=None,\n"
+             "       initial_load=0, break_=None, weights=(100.0, 10000.0, 1.0), fixed=0,\n"
+             "       seed=0, time_limit=0.1, max_iters=-1, patience=-1, neighbours=20,\n"
+             "       accept=0.0)\n"
+             "--\n\n"
+             "Iterated local search from route (the warm start, stop positions); returns\n"
+             "(order, cost, stats). fixed=1 keeps route[0] first. Stops at time_limit seconds\n"
+             "(<= 0: no limit), after max_iters kicks or patience kicks without a gain\n"
+             "(negative: no limit). Never returns a costlier route than the warm start.");
+
+static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {PROBLEM_KW, "fixed",     "seed",       "time_limit", "max_iters",
+                             "patience", "neighbours", "accept",     NULL};
+    PyObject *tt, *dm, *nodes, *ready, *due, *service, *dload, *depth, *route;
+    PyObject *shift_end = Py_None, *capacity = Py_None, *brk = Py_None;
+    long long start_node, start_time, end_node, initial_load = 0;
+    double wl = 100.0, wo = 10000.0, wd = 1.0;
+    int fixed = 0, neighbours = 20;
+    unsigned long long seed = 0;
+    double time_limit = 0.1, accept = 0.0;
+    long long max_iters = -1, patience = -1;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kw, "OOOOOOOOOLLL|$OOLO(ddd)iKdLLid:search", kwlist, &tt, &dm, &nodes, &ready,
+            &due, &service, &dload, &depth, &route, &start_node, &start_time, &end_node,
+            &shift_end, &capacity, &initial_load, &brk, &wl, &wo, &wd, &fixed, &seed,
+            &time_limit, &max_iters, &patience, &neighbours, &accept))
+        return NULL;
+    if (fixed != 0 && fixed != 1) {
+        PyErr_SetString(PyExc_ValueError, "fixed must be 0 or 1");
+        return NULL;
+    }
+    if (neighbours < 1 || !(accept >= 0.0) || isnan(time_limit)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "neighbours must be >= 1, accept >= 0 and time_limit a number");
+        return NULL;
+    }
+    Prob p;
+    if (prob_init(&p, tt, dm, nodes, ready, due, service, dload, depth, start_node, start_time,
+                  end_node, shift_end, capacity, initial_load, brk, wl, wo, wd) < 0)
+        return NULL;
+    int n = p.m;
+    if (fixed && n == 0) {
+        prob_free(&p);
+        PyErr_SetString(PyExc_ValueError, "fixed=1 needs at least one stop");
+        return NULL;
+    }
+    int *r = malloc(sizeof(int) * (size_t)(n + 1));
+    if (!r) {
+        prob_free(&p);
+        return PyErr_NoMemory();
+    }
+    if (read_route(route, &p, r) < 0) {
+        free(r);
+        prob_free(&p);
+        return NULL;
+    }
+    Stats st;
+    memset(&st, 0, sizeof(st));
+    double c = 0.0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = run_search(&p, r, fixed, (uint64_t)seed, time_limit, max_iters, patience, neighbours,
+                    accept, &c, &st);
+    Py_END_ALLOW_THREADS
+    prob_free(&p);
+    if (rc < 0) {
+        free(r);
+        return PyErr_NoMemory();
+    }
+    PyObject *order = PyList_New(n);
+    if (!order) {
+        free(r);
+        return NULL;
+    }
+    for (int k = 0; k < n; k++) {
+        PyObject *x = PyLong_FromLong(r[k]);
+        if (!x) {
+            Py_DECREF(order);
+            free(r);
+            return NULL;
+        }
+        PyList_SET_ITEM(order, k, x);
+    }
+    free(r);
+    PyObject *stats = Py_BuildValue(
+        "{s:L,s:L,s:L,s:L,s:d,s:O}", "iterations", st.iterations, "evaluations", st.evals,
+        "moves", st.moves, "improvements", st.improvements, "seconds", st.seconds, "timed_out",
+        st.timed_out ? Py_True : Py_False);
+    if (!stats) {
+        Py_DECREF(order);
+        return NULL;
+    }
+    return Py_BuildValue("(NdN)", order, c, stats);
+}
+
+static PyMethodDef methods[] = {
+    {"cost", (PyCFunction)(void (*)(void))py_cost, METH_VARARGS | METH_KEYWORDS, cost_doc},
+    {"search", (PyCFunction)(void (*)(void))py_search, METH_VARARGS | METH_KEYWORDS,
+     search_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "_lsearch",
+    "Wayline's compiled single-vehicle local search (see edge/sequencer/lsearch.py).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__lsearch(void)
+{
+    return PyModule_Create(&module);
+}
