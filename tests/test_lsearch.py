@@ -1,0 +1,313 @@
+"""The compiled local search (edge/sequencer/_lsearch.c) against the Python simulation."""
+
+from __future__ import annotations
+
+import gc
+import random
+import re
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from edge.sequencer import (
+    Break,
+    GreedySequencer,
+    PortfolioSequencer,
+    Sequencer,
+    SequencerError,
+    SequencerParams,
+    SequencingProblem,
+    Stop,
+    _lsearch,
+    lsearch,
+    problem_from_instance,
+    simulate,
+)
+from edge.sequencer.lsearch import LocalSearchSequencer, compile_problem
+from edge.sequencer.schedule import Evaluator
+from routing import read_instance
+from tests.helpers import DATA_DIR
+
+
+def _random_problem(rng: random.Random, n: int, **over: object) -> SequencingProblem:
+    """A day with every term of the cost in play: a break, capacity with pickups and
+    deliveries, depth, a shift end, a committed stop, asymmetric travel times, an end node
+    that is not the start."""
+    pts = [(rng.uniform(0, 6000), rng.uniform(0, 6000)) for _ in range(n + 2)]
+    dist = [[round(1.3 * np.hypot(a[0] - b[0], a[1] - b[1])) for b in pts] for a in pts]
+    tt = [
+        [d // 8 + (rng.randint(0, 30) if i != j else 0) for j, d in enumerate(row)]
+        for i, row in enumerate(dist)
+    ]
+    stops = []
+    for k in range(n):
+        ready = rng.randint(0, 6000)
+        windowed = rng.random() < 0.7
+        stops.append(
+            Stop(
+                f"s{k}",
+                k + 2,
+                ready=ready if windowed else 0,
+                due=ready + rng.randint(0, 2400) if windowed else 2**40,
+                service=rng.randint(0, 300),
+                delivery=rng.randint(0, 6),
+                pickup=rng.choice([0, 0, rng.randint(1, 6)]),
+                depth=rng.choice([0.0, round(rng.uniform(0, 40), 3)]),
+            )
+        )
+    earliest = rng.randint(0, 4000)
+    kw: dict[str, object] = {
+        "shift_end": rng.choice([None, rng.randint(4000, 12000)]),
+        "capacity": rng.choice([None, rng.randint(5, 60)]),
+        "extra_load": rng.randint(0, 8),
+        "break_": rng.choice(
+            [None, Break(earliest, earliest + rng.randint(0, 2400), rng.randint(0, 1800))]
+        ),
+        "committed_next": rng.choice([None, f"s{rng.randrange(n)}"]),
+    }
+    kw.update(over)
+    order = [s.id for s in stops]
+    rng.shuffle(order)
+    return SequencingProblem(
+        tt,
+        dist,
+        0,
+        rng.randint(0, 600),
+        tuple(stops),
+        rng.choice([0, 1]),
+        current_order=tuple(order),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _params(rng: random.Random) -> SequencerParams:
+    return SequencerParams(
+        lateness_weight=rng.choice([100.0, 1.5, 0.0]),
+        overload_weight=rng.choice([10_000.0, 3.0]),
+        depth_weight=rng.choice([1.0, 0.25]),
+    )
+
+
+def _solomon(name: str, n: int, stretch: float, **kw: object) -> SequencingProblem:
+    path = DATA_DIR / ("solomon" if n <= 100 else "homberger/200") / f"{name}.txt"
+    inst = read_instance(str(path))
+    customers = list(range(1, n + 1))
+    warm = sorted(customers, key=lambda c: (inst.customers[c].ready, c))
+    prob = problem_from_instance(inst, customers, stretch=stretch, current_order=warm)
+    return replace(prob, **kw) if kw else prob
+
+
+def _route(prob: SequencingProblem, order: tuple[str, ...] | None = None) -> np.ndarray:
+    return np.array([prob.index[s] for s in order or prob.current_order], dtype=np.int64)
+
+
+def test_c_cost_equals_the_python_simulation_on_random_orders() -> None:
+    rng = random.Random(20261123)
+    seen = {"break": 0, "capacity": 0, "depth": 0, "shift_end": 0, "late": 0, "over": 0}
+    for case in range(400):
+        prob = _random_problem(rng, rng.randint(1, 35))
+        params = _params(rng)
+        ev = Evaluator(prob, params)
+        args = compile_problem(prob, params)
+        for _ in range(3):
+            idx = list(range(len(prob.stops)))
+            rng.shuffle(idx)
+            sched = ev.run(idx)
+            cost, distance, lateness, overload, depth = _lsearch.cost(
+                **args, route=np.array(idx, dtype=np.int64)
+            )
+            assert (distance, lateness, overload) == (
+                sched.distance,
+                sched.lateness,
+                sched.overload,
+            ), case
+            assert depth == pytest.approx(sched.depth, rel=1e-12, abs=1e-9)
+            assert cost == pytest.approx(sched.cost(params), rel=1e-12, abs=1e-6), case
+            seen["late"] += sched.lateness > 0
+            seen["over"] += sched.overload > 0
+        seen["break"] += prob.break_ is not None
+        seen["capacity"] += prob.capacity is not None
+        seen["depth"] += any(s.depth for s in prob.stops)
+        seen["shift_end"] += prob.shift_end is not None
+    assert min(seen.values()) > 50, seen  # every term was exercised, many times
+
+
+def test_c_cost_of_an_empty_and_a_one_stop_route() -> None:
+    rng = random.Random(7)
+    for n in (0, 1):
+        stops = tuple(Stop(f"s{k}", 1, ready=10, due=20, service=5, depth=3.0) for k in range(n))
+        prob = SequencingProblem(
+            ((0, 40), (40, 0)), ((0, 50), (50, 0)), 0, 0, stops, 0, break_=Break(0, 5, 7)
+        )
+        params = _params(rng)
+        got = _lsearch.cost(**compile_problem(prob, params), route=np.arange(n, dtype=np.int64))
+        assert got[0] == pytest.approx(Evaluator(prob, params).cost(list(range(n))))
+
+
+def test_search_answers_a_valid_route_never_costlier_than_its_warm_start() -> None:
+    rng = random.Random(99)
+    for case in range(120):
+        prob = _random_problem(rng, rng.randint(1, 60))
+        params = _params(rng)
+        ev = Evaluator(prob, params)
+        args = compile_problem(prob, params)
+        warm = _route(prob)
+        fixed = prob.committed_next is not None
+        route, cost, stats = _lsearch.search(
+            **args, route=warm, fixed=int(fixed), seed=case, time_limit=0.05
+        )
+        assert sorted(route) == list(range(len(prob.stops))), case
+        if fixed:
+            assert route[0] == prob.index[prob.committed_next]
+        assert cost == pytest.approx(ev.cost(route), rel=1e-12, abs=1e-6)
+        assert cost <= ev.cost(list(warm)) + 1e-9
+        assert stats["evaluations"] >= 0 and stats["seconds"] < 1.0
+
+
+def test_search_improves_a_poor_order_and_keeps_the_committed_stop() -> None:
+    prob = _solomon("R201", 100, 2.0, committed_next="57")
+    params = SequencerParams(time_limit_s=0.1, seed=3)
+    r = LocalSearchSequencer().solve(prob, params)
+    assert isinstance(LocalSearchSequencer(), Sequencer)
+    assert prob.is_valid_order(r.order) and r.order[0] == "57"
+    assert r.cost == pytest.approx(simulate(prob, r.order).cost(params))
+    current = simulate(prob, prob.current_order).cost(params)
+    greedy = GreedySequencer().solve(prob, replace(params, time_limit_s=0.05)).cost
+    assert r.cost < 0.8 * current  # the ready-time order is far from a good route
+    assert r.cost < greedy
+    assert r.solver == "lsearch"
+
+
+def test_search_respects_its_deadline() -> None:
+    prob = _solomon("R1_2_1", 200, 4.0)
+    args = compile_problem(prob, SequencerParams())
+    for limit in (0.001, 0.03, 0.1):
+        t = time.perf_counter()
+        _, _, stats = _lsearch.search(**args, route=_route(prob), time_limit=limit, patience=-1)
+        elapsed = time.perf_counter() - t
+        assert stats["timed_out"]
+        assert elapsed < limit + 0.05, (limit, elapsed)
+
+
+def test_search_is_deterministic_per_seed_and_releases_the_gil() -> None:
+    import threading
+
+    prob = _solomon("RC201", 100, 2.0)
+    args = compile_problem(prob, SequencerParams())
+    runs = [
+        _lsearch.search(**args, route=_route(prob), seed=s, time_limit=0, max_iters=300)
+        for s in (5, 5, 6)
+    ]
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    assert runs[0][2]["iterations"] == runs[1][2]["iterations"] == 300
+    # while one thread searches, another keeps running Python code
+    ticks = 0
+    done = threading.Event()
+
+    def work() -> None:
+        _lsearch.search(**args, route=_route(prob), time_limit=0.3, patience=-1)
+        done.set()
+
+    th = threading.Thread(target=work)
+    th.start()
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0.001)
+    th.join()
+    assert ticks > 50
+
+
+def _good_args() -> tuple[SequencingProblem, dict[str, object]]:
+    prob = _random_problem(random.Random(1), 12, committed_next=None)
+    return prob, {**compile_problem(prob, SequencerParams()), "route": _route(prob)}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"travel_time": [[0, 1], [1, 0]]}, "buffer protocol"),
+        ({"travel_time": "not a matrix"}, "buffer protocol"),
+        ({"distance": np.zeros((14, 14), dtype=np.float64)}, "dtype int64"),
+        ({"travel_time": np.array([[0, 1], [1]], dtype=object)}, "int64"),
+        ({"travel_time": np.zeros((14, 13), dtype=np.int64)}, "square"),
+        ({"distance": np.zeros((13, 13), dtype=np.int64)}, "one size"),
+        ({"travel_time": np.zeros(14, dtype=np.int64)}, "2-dimensional"),
+        ({"ready": np.zeros(11, dtype=np.int64)}, "ready has 11 entries"),
+        ({"due": np.zeros(13, dtype=np.int64)}, "due has 13 entries"),
+        ({"service": np.full(12, -1, dtype=np.int64)}, "service[0] is negative"),
+        ({"depth": np.zeros(12, dtype=np.int64)}, "dtype float64"),
+        ({"depth": np.full(12, -1.0)}, "non-negative"),
+        ({"nodes": np.full(12, 14, dtype=np.int64)}, "outside the 14x14"),
+        ({"nodes": np.full(12, -1, dtype=np.int64)}, "outside the 14x14"),
+        ({"start_node": 99}, "start node 99 is outside"),
+        ({"end_node": -3}, "end node -3 is outside"),
+        ({"route": np.zeros(12, dtype=np.int64)}, "not a permutation"),
+        ({"route": np.arange(11, dtype=np.int64)}, "route has 11 entries"),
+        ({"route": np.arange(12, dtype=np.int32)}, "dtype int64"),
+        ({"route": np.arange(24, dtype=np.int64)[::2]}, "C-contiguous"),
+        ({"break_": (10, 5, 3)}, "break"),
+        ({"break_": "soon"}, "break"),
+        ({"capacity": "ten"}, "capacity"),
+        ({"weights": (1.0, -1.0, 1.0)}, "weights"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(change: dict[str, object], message: str) -> None:
+    prob, args = _good_args()
+    arrays = [v for v in args.values() if isinstance(v, np.ndarray)]
+    gc.collect()
+    before = [sys.getrefcount(a) for a in arrays]
+    for fn in (_lsearch.cost, _lsearch.search):
+        for _ in range(50):
+            with pytest.raises(ValueError, match=re.escape(message)):
+                fn(**{**args, **change})
+    # every buffer taken on the way to the error was given back
+    gc.collect()
+    assert [sys.getrefcount(a) for a in arrays] == before
+    assert _lsearch.search(**args, time_limit=0.01)[1] > 0  # still works
+    assert prob.stops
+
+
+def test_search_parameters_are_checked() -> None:
+    _, args = _good_args()
+    for bad in ({"fixed": 2}, {"neighbours": 0}, {"accept": -1.0}):
+        with pytest.raises(ValueError):
+            _lsearch.search(**args, **bad)
+
+
+def test_no_leak_over_many_calls() -> None:
+    import tracemalloc
+
+    _prob, args = _good_args()
+    for _ in range(50):
+        _lsearch.search(**args, time_limit=0.001)
+    tracemalloc.start()
+    snap = tracemalloc.take_snapshot()
+    for _ in range(2000):
+        _lsearch.cost(**args)
+        _lsearch.search(**args, time_limit=0, max_iters=2)
+    grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(snap, "filename"))
+    tracemalloc.stop()
+    assert grown < 200_000
+
+
+def test_a_failing_local_search_leaves_the_portfolio_answering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prob = _solomon("C101", 50, 2.0)
+    params = SequencerParams(time_limit_s=0.1)
+    real = lsearch.compile_problem
+
+    def broken(p: SequencingProblem, q: SequencerParams) -> dict[str, object]:
+        args = real(p, q)
+        args["distance"] = np.asarray(args["distance"], dtype=np.float64)  # wrong dtype
+        return args
+
+    monkeypatch.setattr(lsearch, "compile_problem", broken)
+    with pytest.raises(SequencerError, match="dtype int64"):
+        LocalSearchSequencer().solve(prob, params)
+    r = PortfolioSequencer(primary=LocalSearchSequencer()).solve(prob, params)
+    assert prob.is_valid_order(r.order)
+    assert r.status in ("fallback", "current")
