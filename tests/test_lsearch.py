@@ -23,6 +23,7 @@ from edge.sequencer import (
     Stop,
     _lsearch,
     lsearch,
+    make_sequencer,
     problem_from_instance,
     simulate,
 )
@@ -157,7 +158,13 @@ def test_search_answers_a_valid_route_never_costlier_than_its_warm_start() -> No
         warm = _route(prob)
         fixed = prob.committed_next is not None
         route, cost, stats = _lsearch.search(
-            **args, route=warm, fixed=int(fixed), seed=case, time_limit=0.05
+            **args,
+            route=warm,
+            fixed=int(fixed),
+            seed=case,
+            time_limit=0.05,
+            rule=rng.choice([3, 0, 4, 9]),  # first or best improvement, mixed, both
+            accept=rng.choice([0.0, 0.01]),
         )
         assert sorted(route) == list(range(len(prob.stops))), case
         if fixed:
@@ -311,3 +318,22 @@ def test_a_failing_local_search_leaves_the_portfolio_answering(
     r = PortfolioSequencer(primary=LocalSearchSequencer()).solve(prob, params)
     assert prob.is_valid_order(r.order)
     assert r.status in ("fallback", "current")
+
+
+def test_the_default_portfolio_runs_the_compiled_search() -> None:
+    seq = make_sequencer()
+    assert isinstance(seq, PortfolioSequencer)
+    assert isinstance(seq.primary, LocalSearchSequencer)
+    prob = _solomon("RC101", 100, 2.0, committed_next="12")
+    params = SequencerParams(time_limit_s=0.2, seed=2)
+    t = time.perf_counter()
+    r = seq.solve(prob, params)
+    assert time.perf_counter() - t < 0.2
+    assert prob.is_valid_order(r.order) and r.order[0] == "12"
+    assert r.solver in ("lsearch", "greedy", "current")
+    assert r.cost <= simulate(prob, prob.current_order).cost(params) + 1e-6
+    old = make_sequencer(solver="pyvrp")
+    assert isinstance(old, PortfolioSequencer) and old.primary is not None
+    assert old.primary.name == "pyvrp"
+    with pytest.raises(ValueError, match="unknown solver"):
+        make_sequencer(solver="simplex")

@@ -1,9 +1,10 @@
 """The vehicle's re-sequencer: orders the driver's remaining stops within a time budget.
 
 ``make_sequencer()`` gives the default (a portfolio that never leaves the driver without a
-valid route); ``GreedySequencer``, ``OrToolsSequencer`` and ``PyVrpSequencer`` are the
-implementations of the :class:`Sequencer` protocol. The solver classes are imported lazily
-so that this package does not load OR-Tools or PyVRP until one is used.
+valid route); ``GreedySequencer``, ``LocalSearchSequencer`` (compiled), ``OrToolsSequencer``
+and ``PyVrpSequencer`` are the implementations of the :class:`Sequencer` protocol. The
+solver classes are imported lazily so that this package does not load OR-Tools, PyVRP or
+the compiled extension until one is used.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from edge.sequencer.problem import (
 from edge.sequencer.schedule import Evaluator, Schedule, simulate
 
 if TYPE_CHECKING:
+    from edge.sequencer.lsearch import LocalSearchSequencer
     from edge.sequencer.ortools_solver import OrToolsSequencer
     from edge.sequencer.pyvrp_solver import PyVrpSequencer
 
@@ -35,6 +37,7 @@ __all__ = [
     "Evaluator",
     "GreedySequencer",
     "InvalidProblemError",
+    "LocalSearchSequencer",
     "OrToolsSequencer",
     "PortfolioSequencer",
     "PyVrpSequencer",
@@ -58,6 +61,10 @@ def __getattr__(name: str) -> Any:
         from edge.sequencer.ortools_solver import OrToolsSequencer
 
         return OrToolsSequencer
+    if name == "LocalSearchSequencer":
+        from edge.sequencer.lsearch import LocalSearchSequencer
+
+        return LocalSearchSequencer
     if name == "PyVrpSequencer":
         from edge.sequencer.pyvrp_solver import PyVrpSequencer
 

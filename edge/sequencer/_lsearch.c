@@ -13,17 +13,22 @@
  *
  * The search: 2-opt (segment reversal), or-opt (a segment of 1-3 stops moved next to a
  * near stop, both orientations) and swap, over granular neighbour lists (the k stops
- * nearest by travel time), first improvement with don't-look bits. A move rewrites the
- * positions lo..hi only, so it is priced by simulating from the cached state before lo,
- * through the span, and on along the old suffix until the state (time, break pending)
- * is the old state at the same position, when the old suffix's totals are added. Every
- * term only grows along the route, so a move is dropped as soon as the partial cost plus
- * the part of the suffix that cannot change reaches the current cost. Between descents
- * a kick (two adjacent segments exchanged, or a random segment moved next to a near
- * stop) and an acceptance rule (no worse than the current route). Deterministic for a
- * given seed and iteration count; a hard deadline (CLOCK_MONOTONIC) is checked every
- * few hundred evaluations. The committed stop (fixed=1) stays first. The GIL is
- * released while the search runs; the inputs are copied first.
+ * nearest by travel time plus the wait or lateness their windows imply), first
+ * improvement with don't-look bits. A move rewrites the positions lo..hi only, so it is
+ * priced by simulating from the cached state before lo, through the span, and on along
+ * the old suffix until the state (time, break pending) is the old state at the same
+ * position, when the old suffix's totals are added; with no break pending, also as soon
+ * as every later service provably shifts by the same amount (no wait absorbs it, no
+ * ready time stops it, no stop changes from late to on time or back), when the suffix's
+ * lateness changes by that amount per late stop. Every term only grows along the route,
+ * so a move is dropped as soon as a lower bound (the new distance and the parts outside
+ * the span, before simulating; then the partial cost plus what the suffix cannot lose)
+ * reaches the current cost. Between descents a kick (two adjacent segments exchanged, or
+ * a random segment moved next to a near stop) and an acceptance rule (no worse than the
+ * current route, or slightly worse with accept > 0). Deterministic for a given seed and
+ * iteration count; a hard deadline (CLOCK_MONOTONIC) is checked before every stop's
+ * neighbourhood. The committed stop (fixed=1) stays first. The GIL is released while
+ * the search runs; the inputs are copied first.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,8 +40,24 @@
 #include <time.h>
 
 #define CHECK_EVERY 256 /* evaluations between two looks at the clock */
-#define MAX_SEG 3       /* or-opt segment length */
-#define KICK_MAX 8      /* longest segment a kick exchanges */
+#ifndef MAX_SEG
+#define MAX_SEG 3 /* or-opt segment length */
+#endif
+#ifndef KICK_MAX
+#define KICK_MAX 8 /* longest segment a kick exchanges */
+#endif
+#ifndef KICK_KIND
+#define KICK_KIND 2 /* 0: exchange only, 1: relocation only, 2: either */
+#endif
+#ifndef FIRST_IMP
+/* the default rule: bit 0, first improvement in the first descent (else the best of a
+ * stop's moves); bit 1, in the descents after a kick; bit 2, either at random per kick;
+ * bit 3, a second first descent by the other rule, the cheaper being kicked */
+#define FIRST_IMP 3
+#endif
+#ifndef KICKS_MAX
+#define KICKS_MAX 2 /* kicks per iteration, 1 to this */
+#endif
 
 /* ------------------------------------------------------------------ problem */
 
@@ -451,11 +472,22 @@ static inline int rng_below(Rng *g, int k) /* uniform in [0, k), k >= 1 */
 typedef struct {
     const Prob *p;
     int n, fixed, K;
-    int *r, *pos, *near, *buf, *queue;
+    int first; /* take the first move that gains (else the best of a stop's moves) */
+    int *r, *pos, *near, *buf, *best, *queue;
     char *inq;
     int qhead, qlen;
     /* caches, per count c = 0..n of stops served */
     int64_t *T, *LD, *D, *L, *O;
+    int *LC; /* late events (a stop served after its due) among the first c stops */
+    int LCtot; /* ... and the end past the shift end */
+    /* over the stops from position c on and the end (used where no break is pending):
+     * how much earlier every service could start before one meets its ready time (SLK),
+     * the least lateness of a late one (MLATE), the largest wait (WAITMAX) and the least
+     * slack to due of one on time (MNL); within these a shift of the departure at c moves
+     * every service by as much, and the lateness by as much per late stop */
+    int64_t *SLK, *MLATE, *WAITMAX, *MNL;
+    int64_t *ST, *ARR; /* per position: service start and when service could begin */
+    int64_t END; /* arrival at the end node */
     char *PD;
     double *P;
     int64_t Dtot, Ltot, Otot;
@@ -508,7 +540,10 @@ static void rebuild(Search *S, int c0)
     const Prob *p = S->p;
     int n = S->n;
     St s = c0 == 0 ? start_state(p) : state_at(S, c0);
+    int lc = S->LC[c0];
     if (c0 == 0) {
+        lc = 0;
+        S->LC[0] = 0;
         S->T[0] = s.t;
         S->PD[0] = (char)s.pend;
         S->LD[0] = s.load;
@@ -516,7 +551,16 @@ static void rebuild(Search *S, int c0)
         S->P[0] = 0.0;
     }
     for (int k = c0; k < n; k++) {
+        int64_t late_before = s.L;
+        int pend_before = s.pend;
+        int64_t arrival = s.t + p->tt[(size_t)s.pos * p->N + S->r[k]];
         step(p, &s, S->r[k], k, n);
+        S->ST[k] = s.t - p->service[S->r[k]];
+        S->ARR[k] = arrival;
+        /* a stop served late (a break started late only happens while one is pending) */
+        if (s.L > late_before)
+            lc += 1 + pend_before;
+        S->LC[k + 1] = lc;
         S->T[k + 1] = s.t;
         S->PD[k + 1] = (char)s.pend;
         S->LD[k + 1] = s.load;
@@ -525,7 +569,36 @@ static void rebuild(Search *S, int c0)
         S->O[k + 1] = s.O;
         S->P[k + 1] = s.P;
     }
+    int64_t late_before = s.L;
+    int pend_before = s.pend;
     end_step(p, &s);
+    if (s.L > late_before)
+        lc += 1 + pend_before;
+    S->LCtot = lc;
+    S->END = s.t;
+    const int64_t BIG = INT64_MAX / 4;
+    S->SLK[n] = BIG;
+    S->WAITMAX[n] = -BIG;
+    S->MLATE[n] = S->MNL[n] = BIG;
+    if (p->has_shift_end) {
+        if (s.t > p->shift_end)
+            S->MLATE[n] = s.t - p->shift_end;
+        else
+            S->MNL[n] = p->shift_end - s.t;
+    }
+    for (int k = n - 1; k >= 0; k--) {
+        int i = S->r[k];
+        int64_t slk = S->ST[k] - p->ready[i], late = S->ST[k] - p->due[i];
+        int64_t wait = p->ready[i] - S->ARR[k];
+        S->SLK[k] = slk < S->SLK[k + 1] ? slk : S->SLK[k + 1];
+        S->WAITMAX[k] = wait > S->WAITMAX[k + 1] ? wait : S->WAITMAX[k + 1];
+        S->MLATE[k] = S->MLATE[k + 1];
+        S->MNL[k] = S->MNL[k + 1];
+        if (late > 0 && late < S->MLATE[k])
+            S->MLATE[k] = late;
+        if (late <= 0 && -late < S->MNL[k])
+            S->MNL[k] = -late;
+    }
     S->Dtot = s.D;
     S->Ltot = s.L;
     S->Otot = s.O;
@@ -545,12 +618,29 @@ static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double l
     const Prob *p = S->p;
     const int n = S->n;
     S->evals++;
-    St s = state_at(S, lo);
     /* what positions after hi add whatever the span does: their over and depth, and the
      * distance of the edges after position hi+1 */
     int64_t fD = hi + 2 <= n ? S->Dtot - S->D[hi + 2] : 0;
     int64_t fO = S->Otot - S->O[hi + 1];
     double fP = S->Ptot - S->P[hi + 1];
+    /* a bound without simulating: the new distance, the prefix's lateness, the over and
+     * depth outside the span (and the span's depth) */
+    {
+        const int N = p->N, len = hi - lo + 1;
+        int prev = lo > 0 ? S->r[lo - 1] : p->m;
+        int next = hi + 1 < n ? S->r[hi + 1] : p->m + 1;
+        int64_t nd = p->dm[(size_t)prev * N + buf[0]] + p->dm[(size_t)buf[len - 1] * N + next];
+        double sp = 0.0;
+        for (int x = 0; x + 1 < len; x++)
+            nd += p->dm[(size_t)buf[x] * N + buf[x + 1]];
+        if (p->has_depth)
+            for (int x = 0; x < len; x++)
+                sp += p->dv[buf[x]] * (double)(n - 1 - (lo + x));
+        int64_t od = (hi + 2 <= n ? S->D[hi + 2] : S->Dtot) - S->D[lo];
+        if (lb(S, S->Dtot - od + nd, S->L[lo], S->O[lo] + fO, S->P[lo] + sp + fP) >= limit)
+            return INFINITY;
+    }
+    St s = state_at(S, lo);
     for (int k = lo; k <= hi; k++) {
         step(p, &s, buf[k - lo], k, n);
         if (lb(S, s.D + fD, s.L, s.O + fO, s.P + fP) >= limit)
@@ -566,7 +656,32 @@ static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double l
             double v = lb(S, D, s.L + S->Ltot - S->L[c], O, P);
             return v < limit ? v : INFINITY;
         }
-        if (lb(S, D, s.L, O, P) >= limit)
+        int64_t Ls = 0;
+        if (!s.pend && !S->PD[c]) {
+            /* no break pending either way: the rest of the route is a chain of waits and
+             * services, so a later departure is no less late at every stop downstream, and
+             * an earlier one by d is at most d less late at each stop that was late */
+            int64_t old = S->Ltot - S->L[c], late_n = S->LCtot - S->LC[c];
+            if (s.t > S->T[c]) {
+                int64_t d = s.t - S->T[c];
+                if (S->WAITMAX[c] <= 0 && d <= S->MNL[c]) { /* every service d later */
+                    double v = lb(S, D, s.L + old + d * late_n, O, P);
+                    return v < limit ? v : INFINITY;
+                }
+                Ls = old;
+            } else {
+                int64_t d = S->T[c] - s.t;
+                if (old == 0 || (d <= S->SLK[c] && d <= S->MLATE[c])) { /* d earlier */
+                    double v = lb(S, D, s.L + old - d * late_n, O, P);
+                    if (old == 0)
+                        v = lb(S, D, s.L, O, P);
+                    return v < limit ? v : INFINITY;
+                }
+                int64_t cut = d * late_n;
+                Ls = old > cut ? old - cut : 0;
+            }
+        }
+        if (lb(S, D, s.L + Ls, O, P) >= limit)
             return INFINITY;
     }
     end_step(p, &s);
@@ -608,13 +723,16 @@ static void activate(Search *S, int stop)
     S->qlen++;
 }
 
+#ifndef ACT_W
+#define ACT_W 2 /* stops activated inside each end of a changed span */
+#endif
 static void activate_span(Search *S, int lo, int hi)
 {
     int n = S->n;
-    for (int k = lo - 1; k <= lo + 2 && k < n; k++)
+    for (int k = lo - 1; k <= lo + ACT_W && k < n; k++)
         if (k >= S->fixed && k <= hi + 1)
             activate(S, S->r[k]);
-    for (int k = hi - 2; k <= hi + 1 && k < n; k++)
+    for (int k = hi - ACT_W; k <= hi + 1 && k < n; k++)
         if (k >= S->fixed && k >= lo - 1)
             activate(S, S->r[k]);
 }
@@ -637,16 +755,40 @@ static inline double gain_eps(double cost)
 }
 
 /* Try the moves that bring stop u next to its near stops; apply the first that gains. */
+typedef struct {
+    double v;
+    int lo, hi;
+} Best;
+
+/* Price the move; keep it in S->best if it is the cheapest so far. With first improvement
+ * (FIRST_IMP) the first that gains is taken at once. */
+static inline int consider(Search *S, int lo, int hi, const int *buf, double *limit, Best *b)
+{
+    double v = eval_move(S, lo, hi, buf, *limit);
+    if (!(v < *limit))
+        return 0;
+    b->v = v;
+    b->lo = lo;
+    b->hi = hi;
+    memcpy(S->best, buf, sizeof(int) * (size_t)(hi - lo + 1));
+    *limit = v - gain_eps(v);
+    return S->first;
+}
+
+/* Try the moves that bring stop u next to its near stops; apply the one that gains most
+ * (or the first that gains). */
 static int improve_stop(Search *S, int u)
 {
     const int n = S->n, f = S->fixed;
     int *buf = S->buf;
+    int a = S->pos[u];
+    if (a < f)
+        return 0;
+    double limit = S->cost - gain_eps(S->cost);
+    Best best = {INFINITY, -1, -1};
     for (int j = 0; j < S->K; j++) {
         int v = S->near[(size_t)u * S->K + j];
-        int a = S->pos[u], b = S->pos[v];
-        if (a < f)
-            return 0;
-        double limit = S->cost - gain_eps(S->cost);
+        int b = S->pos[v];
         int lo = a < b ? a : b, hi = a < b ? b : a;
         /* 2-opt: r[lo] followed by r[hi], reversing what lies between */
         if (hi - lo >= 2) {
@@ -654,21 +796,15 @@ static int improve_stop(Search *S, int u)
             if (lo + 1 >= f) {
                 for (int k = lo + 1; k <= hi; k++)
                     buf[k - lo - 1] = S->r[hi - (k - lo - 1)];
-                if (eval_move(S, lo + 1, hi, buf, limit) < limit) {
-                    apply(S, lo + 1, hi, buf);
-                    activate_span(S, lo + 1, hi);
-                    return 1;
-                }
+                if (consider(S, lo + 1, hi, buf, &limit, &best))
+                    goto done;
             }
             /* reverse lo..hi-1 */
             if (lo >= f) {
                 for (int k = lo; k <= hi - 1; k++)
                     buf[k - lo] = S->r[hi - 1 - (k - lo)];
-                if (eval_move(S, lo, hi - 1, buf, limit) < limit) {
-                    apply(S, lo, hi - 1, buf);
-                    activate_span(S, lo, hi - 1);
-                    return 1;
-                }
+                if (consider(S, lo, hi - 1, buf, &limit, &best))
+                    goto done;
             }
         }
         /* or-opt: the segment a..a+L-1 after position q (q = b: after v; q = b-1: before) */
@@ -696,12 +832,8 @@ static int improve_stop(Search *S, int u)
                         for (int k = q + 1; k <= a - 1; k++)
                             buf[w++] = S->r[k];
                     }
-                    if (eval_move(S, slo, shi, buf, limit) < limit) {
-                        apply(S, slo, shi, buf);
-                        activate_span(S, slo, shi);
-                        activate(S, u);
-                        return 1;
-                    }
+                    if (consider(S, slo, shi, buf, &limit, &best))
+                        goto done;
                 }
             }
         }
@@ -715,18 +847,17 @@ static int improve_stop(Search *S, int u)
                 buf[k - slo] = S->r[k];
             buf[a - slo] = S->r[w];
             buf[w - slo] = S->r[a];
-            if (eval_move(S, slo, shi, buf, limit) < limit) {
-                apply(S, slo, shi, buf);
-                activate_span(S, slo, shi);
-                activate(S, u);
-                activate(S, S->r[a]);
-                return 1;
-            }
+            if (consider(S, slo, shi, buf, &limit, &best))
+                goto done;
         }
-        if ((S->evals & (CHECK_EVERY - 1)) < 16 && past_deadline(S))
-            return 0;
     }
-    return 0;
+done:
+    if (best.lo < 0)
+        return 0;
+    apply(S, best.lo, best.hi, S->best);
+    activate_span(S, best.lo, best.hi);
+    activate(S, u);
+    return 1;
 }
 
 /* First-improvement descent over the active stops (don't-look bits). */
@@ -758,7 +889,8 @@ static void kick(Search *S, Rng *g)
     int movable = n - f;
     if (movable < 3)
         return;
-    if (rng_below(g, 2) == 0) {
+    int kind = KICK_KIND == 2 ? rng_below(g, 2) : KICK_KIND;
+    if (kind == 0) {
         int l1 = 1 + rng_below(g, KICK_MAX), l2 = 1 + rng_below(g, KICK_MAX);
         if (l1 + l2 > movable) {
             l1 = 1 + rng_below(g, movable - 1);
@@ -869,7 +1001,7 @@ typedef struct {
 
 /* The iterated local search; route (n ints) is the warm start in, the best route out. */
 static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, double time_limit,
-                      long long max_iters, long long patience, int K, double accept,
+                      long long max_iters, long long patience, int K, double accept, int rule,
                       double *out_cost, Stats *st)
 {
     Search S;
@@ -887,6 +1019,7 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
     S.r = malloc(sizeof(int) * (n1));
     S.pos = malloc(sizeof(int) * (n1));
     S.buf = malloc(sizeof(int) * (n1));
+    S.best = malloc(sizeof(int) * (n1));
     S.queue = malloc(sizeof(int) * (n1));
     S.inq = calloc(n1, 1);
     S.near = malloc(sizeof(int) * ((size_t)n * (size_t)(S.K > 0 ? S.K : 1) + 1));
@@ -895,12 +1028,20 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
     S.D = malloc(sizeof(int64_t) * n1);
     S.L = malloc(sizeof(int64_t) * n1);
     S.O = malloc(sizeof(int64_t) * n1);
+    S.LC = malloc(sizeof(int) * n1);
+    S.SLK = malloc(sizeof(int64_t) * n1);
+    S.MLATE = malloc(sizeof(int64_t) * n1);
+    S.WAITMAX = malloc(sizeof(int64_t) * n1);
+    S.MNL = malloc(sizeof(int64_t) * n1);
+    S.ST = malloc(sizeof(int64_t) * n1);
+    S.ARR = malloc(sizeof(int64_t) * n1);
     S.PD = malloc(n1);
     S.P = malloc(sizeof(double) * n1);
     int *best = malloc(sizeof(int) * n1), *cur = malloc(sizeof(int) * n1);
     int rc = -1;
-    if (!S.r || !S.pos || !S.buf || !S.queue || !S.inq || !S.near || !S.T || !S.LD || !S.D ||
-        !S.L || !S.O || !S.PD || !S.P || !best || !cur)
+    if (!S.r || !S.pos || !S.buf || !S.best || !S.queue || !S.inq || !S.near || !S.T || !S.LD || !S.D ||
+        !S.L || !S.O || !S.LC || !S.SLK || !S.MLATE || !S.WAITMAX || !S.MNL || !S.ST ||
+        !S.ARR || !S.PD || !S.P || !best || !cur)
         goto done;
     if (time_limit > 0) {
         double end = t0 + time_limit;
@@ -922,11 +1063,39 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
         if (build_near(&S) < 0)
             goto done;
         activate_all(&S);
+        S.first = (rule & 1) != 0;
         descend(&S);
         if (S.cost < best_cost) {
             best_cost = S.cost;
             memcpy(best, S.r, sizeof(int) * (size_t)n);
         }
+        if ((rule & 8) && !S.timed_out) {
+            /* a second first descent from the warm start, by the other rule; the cheaper
+             * local optimum is where the kicks start */
+            memcpy(cur, S.r, sizeof(int) * (size_t)n);
+            double first_cost = S.cost;
+            memcpy(S.r, route, sizeof(int) * (size_t)n);
+            for (int k = 0; k < n; k++)
+                S.pos[S.r[k]] = k;
+            rebuild(&S, 0);
+            S.first = !S.first;
+            activate_all(&S);
+            descend(&S);
+            if (S.cost < best_cost) {
+                best_cost = S.cost;
+                memcpy(best, S.r, sizeof(int) * (size_t)n);
+            }
+            if (!(S.cost < first_cost)) {
+                memcpy(S.r, cur, sizeof(int) * (size_t)n);
+                for (int k = 0; k < n; k++)
+                    S.pos[S.r[k]] = k;
+                rebuild(&S, 0);
+                S.qlen = 0;
+                S.qhead = 0;
+                memset(S.inq, 0, (size_t)n);
+            }
+        }
+        S.first = (rule & 2) != 0;
         cur_cost = S.cost;
         memcpy(cur, S.r, sizeof(int) * (size_t)n);
         Rng g = {seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL};
@@ -936,7 +1105,9 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
             if (past_deadline(&S))
                 break;
             st->iterations++;
-            int kicks = 1 + rng_below(&g, 2);
+            int kicks = 1 + rng_below(&g, KICKS_MAX);
+            if (rule & 4)
+                S.first = (int)(rng_next(&g) & 1);
             for (int x = 0; x < kicks; x++)
                 kick(&S, &g);
             descend(&S);
@@ -980,6 +1151,7 @@ done:
     free(S.r);
     free(S.pos);
     free(S.buf);
+    free(S.best);
     free(S.queue);
     free(S.inq);
     free(S.near);
@@ -988,6 +1160,13 @@ done:
     free(S.D);
     free(S.L);
     free(S.O);
+    free(S.LC);
+    free(S.SLK);
+    free(S.MLATE);
+    free(S.WAITMAX);
+    free(S.MNL);
+    free(S.ST);
+    free(S.ARR);
     free(S.PD);
     free(S.P);
     free(best);
@@ -1003,8 +1182,8 @@ done:
         "break_", "weights"
 
 PyDoc_STRVAR(cost_doc,
-             "cost(travel_time, distance, nodes, ready, due, service, dload, depth, route, *,\n"
-             "     start_node, start_time, end_node, shift_end=None, capacity=None,\n"
+             "cost(travel_time, distance, nodes, ready, due, service, dload, depth, route,\n"
+             "     start_node, start_time, end_node, *, shift_end=None, capacity=None,\n"
              "     initial_load=0, break_=None, weights=(100.0, 10000.0, 1.0))\n"
              "--\n\n"
              "Simulate route (stop positions) as edge.sequencer.schedule does and return\n"
@@ -1052,35 +1231,38 @@ static PyObject *py_cost(PyObject *self, PyObject *args, PyObject *kw)
 }
 
 PyDoc_STRVAR(search_doc,
-             "search(travel_time, distance, nodes, ready, due, service, dload, depth, route, *,\n"
-             "       start_node, start_time, end_node, shift_end=None, capacity=None,\n"
+             "search(travel_time, distance, nodes, ready, due, service, dload, depth, route,\n"
+             "       start_node, start_time, end_node, *, shift_end=None, capacity=None,\n"
              "       initial_load=0, break_=None, weights=(100.0, 10000.0, 1.0), fixed=0,\n"
              "       seed=0, time_limit=0.1, max_iters=-1, patience=-1, neighbours=20,\n"
-             "       accept=0.0)\n"
+             "       accept=0.0, rule=3)\n"
              "--\n\n"
              "Iterated local search from route (the warm start, stop positions); returns\n"
              "(order, cost, stats). fixed=1 keeps route[0] first. Stops at time_limit seconds\n"
              "(<= 0: no limit), after max_iters kicks or patience kicks without a gain\n"
-             "(negative: no limit). Never returns a costlier route than the warm start.");
+             "(negative: no limit). accept: how much worse (a fraction) a kicked route may\n"
+             "be and still be kept; rule: bit 0 first improvement in the first descent,\n"
+             "bit 1 after kicks, bit 2 either at random per kick, bit 3 both first descents.\n"
+             "Never returns a costlier route than the warm start.");
 
 static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {PROBLEM_KW, "fixed",     "seed",       "time_limit", "max_iters",
-                             "patience", "neighbours", "accept",     NULL};
+                             "patience", "neighbours", "accept", "rule", NULL};
     PyObject *tt, *dm, *nodes, *ready, *due, *service, *dload, *depth, *route;
     PyObject *shift_end = Py_None, *capacity = Py_None, *brk = Py_None;
     long long start_node, start_time, end_node, initial_load = 0;
     double wl = 100.0, wo = 10000.0, wd = 1.0;
-    int fixed = 0, neighbours = 20;
+    int fixed = 0, neighbours = 20, rule = FIRST_IMP;
     unsigned long long seed = 0;
     double time_limit = 0.1, accept = 0.0;
     long long max_iters = -1, patience = -1;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "OOOOOOOOOLLL|$OOLO(ddd)iKdLLid:search", kwlist, &tt, &dm, &nodes, &ready,
+            args, kw, "OOOOOOOOOLLL|$OOLO(ddd)iKdLLidi:search", kwlist, &tt, &dm, &nodes, &ready,
             &due, &service, &dload, &depth, &route, &start_node, &start_time, &end_node,
             &shift_end, &capacity, &initial_load, &brk, &wl, &wo, &wd, &fixed, &seed,
-            &time_limit, &max_iters, &patience, &neighbours, &accept))
+            &time_limit, &max_iters, &patience, &neighbours, &accept, &rule))
         return NULL;
     if (fixed != 0 && fixed != 1) {
         PyErr_SetString(PyExc_ValueError, "fixed must be 0 or 1");
@@ -1117,7 +1299,7 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = run_search(&p, r, fixed, (uint64_t)seed, time_limit, max_iters, patience, neighbours,
-                    accept, &c, &st);
+                    accept, rule, &c, &st);
     Py_END_ALLOW_THREADS
     prob_free(&p);
     if (rc < 0) {

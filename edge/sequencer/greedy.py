@@ -26,12 +26,16 @@ KICKS_WITHOUT_GAIN = 30  # polish stops after this many fruitless kicks in a row
 
 
 class GreedySequencer:
-    """Nearest neighbour or insertion, then or-opt/2-opt until the time limit."""
+    """Nearest neighbour or insertion, then or-opt/2-opt until the time limit.
+
+    With ``polish=False`` it answers the cheapest start without the local search: the
+    warm start of a portfolio whose solver does the searching (the compiled one)."""
 
     name = "greedy"
 
-    def __init__(self, neighbours: int = NEIGHBOURS) -> None:
+    def __init__(self, neighbours: int = NEIGHBOURS, polish: bool = True) -> None:
         self.neighbours = neighbours
+        self.polish = polish
 
     def solve(self, problem: SequencingProblem, params: SequencerParams) -> SequenceResult:
         t0 = time.perf_counter()
@@ -53,9 +57,10 @@ class GreedySequencer:
             cost = ev.cost(route)
             if cost < best_cost:
                 best, best_cost = route, cost
-        best, best_cost = _local_search(
-            ev, best, best_cost, fixed, deadline, _near(ev, self.neighbours)
-        )
+        if self.polish:
+            best, best_cost = _local_search(
+                ev, best, best_cost, fixed, deadline, _near(ev, self.neighbours)
+            )
         order = [ev.ids[i] for i in best]
         return build_result(problem, params, order, self.name, time.perf_counter() - t0)
 

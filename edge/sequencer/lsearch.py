@@ -73,6 +73,8 @@ def search(
     neighbours: int = NEIGHBOURS,
     patience: int = PATIENCE,
     max_iters: int = -1,
+    accept: float = 0.0,
+    rule: int = 3,
 ) -> tuple[list[int], float, dict[str, Any]]:
     """Run the compiled search from ``route`` (stop positions); the best route, its cost
     and the search's counters."""
@@ -85,6 +87,8 @@ def search(
         neighbours=neighbours,
         patience=patience,
         max_iters=max_iters,
+        accept=accept,
+        rule=rule,
     )
 
 

@@ -4,12 +4,13 @@ of the budget, and the cheapest of the current order, the greedy and the solver'
 It never leaves the driver without a route: a solver that raises, or that has not answered
 when the budget (plus a small grace) is spent, is logged and ignored, and the greedy route
 (or the driver's current order, if cheaper) stands. The solver warm-starts from the
-cheaper of the two, which also keeps its first, uninterruptible local search short. Which
+cheaper of the two, or from the current order where it is a plan that drifted. Which
 solver runs is chosen per call: the ``primary``, or a ``soft`` one on days the greedy
-route is late, if given. ``make_sequencer`` runs PyVRP after the greedy: its soft-window model (see
-:mod:`edge.sequencer.pyvrp_solver`) prices lateness itself, stops once its search has
-converged, and beat OR-Tools at 0.2 s on every benchmark day; OR-Tools runs only where
-PyVRP is not installed.
+route is late, if given. ``make_sequencer`` runs the compiled local search
+(:mod:`edge.sequencer.lsearch`) after the greedy's starts: it prices every move by the
+same simulation the answer is judged by, and beat the PyVRP portfolio (the default of
+session 2, still ``make_sequencer(solver="pyvrp")``) on the benchmark at the same answer
+times. PyVRP runs where the extension is not built; OR-Tools where PyVRP is not installed.
 
 Effort scales with size: the portfolio spends the budget or, where shorter, an aimed-for
 answer time (``TARGET_S`` up to 100 stops, growing with the square of the stops past 100),
@@ -175,13 +176,31 @@ def _join_abandoned() -> None:
         worker.join(ABANDONED_JOIN_S)
 
 
-def make_sequencer(target_s: float | None = TARGET_S) -> Sequencer:
+def make_sequencer(target_s: float | None = TARGET_S, solver: str = "lsearch") -> Sequencer:
     """The re-sequencer the benchmark (``bench/resequence.py``) shows is best; with
     ``target_s=None`` it spends the whole budget whatever the size.
 
-    PyVRP is optional at run time: without it, OR-Tools does all the work.
+    ``solver="lsearch"`` (the default): the greedy's starts without their Python local
+    search, then the compiled local search (:mod:`edge.sequencer.lsearch`) for the rest.
+    ``solver="pyvrp"``: the greedy, then PyVRP (the default until the compiled search).
+    Without the compiled extension the default falls back to PyVRP; without PyVRP,
+    OR-Tools does all the work.
     """
     from edge.sequencer.ortools_solver import OrToolsSequencer
+
+    if solver == "lsearch":
+        try:
+            from edge.sequencer.lsearch import LocalSearchSequencer
+        except ImportError:
+            log.warning("the compiled local search is not built; the re-sequencer uses PyVRP")
+        else:
+            return PortfolioSequencer(
+                primary=LocalSearchSequencer(),
+                fallback=GreedySequencer(polish=False),
+                target_s=target_s,
+            )
+    elif solver != "pyvrp":
+        raise ValueError(f"unknown solver {solver!r}")
 
     try:
         from edge.sequencer.pyvrp_solver import PyVrpSequencer
