@@ -29,13 +29,18 @@ class GreedySequencer:
     """Nearest neighbour or insertion, then or-opt/2-opt until the time limit.
 
     With ``polish=False`` it answers the cheapest start without the local search: the
-    warm start of a portfolio whose solver does the searching (the compiled one)."""
+    warm start of a portfolio whose solver does the searching (the compiled one), which
+    starts from a drifted plan itself, so ``rebuild_current=False`` skips the insertion
+    in the current order."""
 
     name = "greedy"
 
-    def __init__(self, neighbours: int = NEIGHBOURS, polish: bool = True) -> None:
+    def __init__(
+        self, neighbours: int = NEIGHBOURS, polish: bool = True, rebuild_current: bool = True
+    ) -> None:
         self.neighbours = neighbours
         self.polish = polish
+        self.rebuild_current = rebuild_current
 
     def solve(self, problem: SequencingProblem, params: SequencerParams) -> SequenceResult:
         t0 = time.perf_counter()
@@ -47,7 +52,7 @@ class GreedySequencer:
         current = best
         starts = (
             lambda: _insertion(ev, current[:fixed]),
-            lambda: _insertion(ev, current[:fixed], current),
+            *((lambda: _insertion(ev, current[:fixed], current),) if self.rebuild_current else ()),
             *(lambda u=u: _nearest_neighbour(ev, current[:fixed], u) for u in URGENCIES),
         )
         for k, make in enumerate(starts):  # the first always, the others while time is left

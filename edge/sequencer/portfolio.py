@@ -45,6 +45,7 @@ TARGET_S = 0.08  # aimed-for answer time up to 100 stops (the goal: p95 under 0.
 TARGET_GROWTH = 2.0  # past 100 stops the aim grows as (stops / 100) ** TARGET_GROWTH
 GREEDY_SHARE = 0.15  # of the budget, for the greedy answer that always comes first
 SOLVER_SHARE = 0.9  # of what is left, handed to the solver as its own time limit
+LSEARCH_SHARE = 0.97  # the same for the compiled search (a hard deadline in its loop)
 PLAN_DISTANCE_RATIO = 1.0  # a plan is no longer than the greedy route...
 PLAN_LATENESS_SHARE = 0.05  # ...and late by at most this share of the day per stop
 GRACE_S = 0.05  # how long past the budget a solver's answer is still awaited
@@ -64,8 +65,10 @@ class PortfolioSequencer:
         greedy_share: float = GREEDY_SHARE,
         grace_s: float = GRACE_S,
         target_s: float | None = TARGET_S,
+        solver_share: float = SOLVER_SHARE,
     ) -> None:
         self.primary = primary
+        self.solver_share = solver_share
         self.target_s = target_s
         self.soft = soft
         self.fallback = fallback if fallback is not None else GreedySequencer()
@@ -102,7 +105,7 @@ class PortfolioSequencer:
         answer: SequenceResult | None = None
         left = deadline - time.perf_counter()
         if solver is not None and left > 0:
-            sub = replace(params, time_limit_s=left * SOLVER_SHARE)
+            sub = replace(params, time_limit_s=left * self.solver_share)
             warm = problem
             if backup is not current and not _plan_like(problem, current, backup):
                 warm = problem.reordered(backup.order)
@@ -196,8 +199,9 @@ def make_sequencer(target_s: float | None = TARGET_S, solver: str = "lsearch") -
         else:
             return PortfolioSequencer(
                 primary=LocalSearchSequencer(),
-                fallback=GreedySequencer(polish=False),
+                fallback=GreedySequencer(polish=False, rebuild_current=False),
                 target_s=target_s,
+                solver_share=LSEARCH_SHARE,
             )
     elif solver != "pyvrp":
         raise ValueError(f"unknown solver {solver!r}")
