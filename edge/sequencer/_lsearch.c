@@ -43,6 +43,9 @@
 #ifndef MAX_SEG
 #define MAX_SEG 3 /* or-opt segment length */
 #endif
+#ifndef SEG_ENDS
+#define SEG_ENDS 0 /* or-opt segments that end at the stop too, not only start there */
+#endif
 #ifndef KICK_MAX
 #define KICK_MAX 8 /* longest segment a kick exchanges */
 #endif
@@ -807,33 +810,37 @@ static int improve_stop(Search *S, int u)
                     goto done;
             }
         }
-        /* or-opt: the segment a..a+L-1 after position q (q = b: after v; q = b-1: before) */
-        for (int L = 1; L <= MAX_SEG && a + L - 1 < n; L++) {
-            if (b >= a && b <= a + L - 1)
-                break;
-            for (int side = 0; side < 2; side++) {
-                int q = side == 0 ? b : b - 1;
-                if (q < f - 1 || (q >= a - 1 && q <= a + L - 1))
+        /* or-opt: a segment of L stops that starts (or, with SEG_ENDS, ends) at u, moved
+         * after position q (q = b: after v; q = b-1: before v), either way round */
+        for (int L = 1; L <= MAX_SEG; L++) {
+            for (int anchor = 0; anchor < (SEG_ENDS && L > 1 ? 2 : 1); anchor++) {
+                int s0 = anchor ? a - L + 1 : a, s1 = s0 + L - 1;
+                if (s0 < f || s1 >= n || (b >= s0 && b <= s1))
                     continue;
-                for (int rev = 0; rev < (L > 1 ? 2 : 1); rev++) {
-                    int slo, shi, w = 0;
-                    if (q > a + L - 1) {
-                        slo = a;
-                        shi = q;
-                        for (int k = a + L; k <= q; k++)
-                            buf[w++] = S->r[k];
-                        for (int x = 0; x < L; x++)
-                            buf[w++] = S->r[rev ? a + L - 1 - x : a + x];
-                    } else {
-                        slo = q + 1;
-                        shi = a + L - 1;
-                        for (int x = 0; x < L; x++)
-                            buf[w++] = S->r[rev ? a + L - 1 - x : a + x];
-                        for (int k = q + 1; k <= a - 1; k++)
-                            buf[w++] = S->r[k];
+                for (int side = 0; side < 2; side++) {
+                    int q = side == 0 ? b : b - 1;
+                    if (q < f - 1 || (q >= s0 - 1 && q <= s1))
+                        continue;
+                    for (int rev = 0; rev < (L > 1 ? 2 : 1); rev++) {
+                        int slo, shi, w = 0;
+                        if (q > s1) {
+                            slo = s0;
+                            shi = q;
+                            for (int k = s1 + 1; k <= q; k++)
+                                buf[w++] = S->r[k];
+                            for (int x = 0; x < L; x++)
+                                buf[w++] = S->r[rev ? s1 - x : s0 + x];
+                        } else {
+                            slo = q + 1;
+                            shi = s1;
+                            for (int x = 0; x < L; x++)
+                                buf[w++] = S->r[rev ? s1 - x : s0 + x];
+                            for (int k = q + 1; k <= s0 - 1; k++)
+                                buf[w++] = S->r[k];
+                        }
+                        if (consider(S, slo, shi, buf, &limit, &best))
+                            goto done;
                     }
-                    if (consider(S, slo, shi, buf, &limit, &best))
-                        goto done;
                 }
             }
         }
