@@ -80,11 +80,13 @@ def run_all(args: argparse.Namespace) -> list[dict[str, str]]:
         with path.open() as f:
             rows = list(csv.DictReader(f))
         done = {(r["instance"], r["seconds"], r["solver"]) for r in rows}
-    new = not path.exists() or not args.resume
+    # A run stopped before its first row leaves an empty file: it starts afresh.
+    new = not args.resume or not path.exists() or path.stat().st_size == 0
     with path.open("w" if new else "a", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
         if new:
             writer.writeheader()
+            f.flush()
         for name in args.instances:
             inst = read_instance(instance_path(name))
             for seconds in args.seconds:
