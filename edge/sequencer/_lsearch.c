@@ -693,6 +693,7 @@ static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double l
 }
 
 #ifdef LS_DEBUG
+/* a development build (-DLS_DEBUG) checks every priced move against a full simulation */
 #include <stdio.h>
 static double eval_move(Search *S, int lo, int hi, const int *buf, double limit)
 {
