@@ -337,3 +337,100 @@ def test_the_default_portfolio_runs_the_compiled_search() -> None:
     assert old.primary.name == "pyvrp"
     with pytest.raises(ValueError, match="unknown solver"):
         make_sequencer(solver="simplex")
+
+
+def test_the_descent_rule_follows_the_days_windows() -> None:
+    from bench.resequence import van_day
+
+    tight = _solomon("R101", 100, 2.0)  # every stop windowed, narrow against the day
+    loose = van_day(50, 1)  # half the stops free, the others two hours of twelve
+    assert lsearch.window_share(tight) < lsearch.TIGHT_WINDOW_SHARE
+    assert lsearch.window_share(loose) > lsearch.TIGHT_WINDOW_SHARE
+    free = replace(loose, stops=tuple(replace(s, ready=0, due=2**40) for s in loose.stops))
+    assert lsearch.window_share(free) == pytest.approx(1.0)
+    assert lsearch.choose_rule(tight, repair=True) == lsearch.RULE_TIGHT
+    assert lsearch.choose_rule(tight, repair=False) == lsearch.RULE_TIGHT
+    assert lsearch.choose_rule(loose, repair=True) == lsearch.RULE_LOOSE_REPAIR
+    assert lsearch.choose_rule(loose, repair=False) == lsearch.RULE_LOOSE
+    empty = replace(loose, stops=(), current_order=())
+    assert lsearch.window_share(empty) == 1.0
+
+
+def _spy_on_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[tuple[list[int], int, float, float]]:
+    """Record each call of the compiled search: start, rule, time limit, cost found."""
+    calls: list[tuple[list[int], int, float, float]] = []
+    real = lsearch.search
+
+    def spy(args, route, fixed, seed, time_limit_s, *a, **kw):  # type: ignore[no-untyped-def]
+        out = real(args, route, fixed, seed, time_limit_s, *a, **kw)
+        calls.append((list(route), kw["rule"], time_limit_s, out[1]))
+        return out
+
+    monkeypatch.setattr(lsearch, "search", spy)
+    return calls
+
+
+def test_a_small_loose_day_is_searched_from_the_drivers_order_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.resequence import van_day
+
+    prob = van_day(50, 1)  # the driver's order is a sweep that ignores the windows
+    params = SequencerParams(time_limit_s=0.06, seed=1)
+    built = GreedySequencer(polish=False).solve(prob, params)
+    warm = prob.reordered(built.order)
+    calls = _spy_on_search(monkeypatch)
+    t = time.perf_counter()
+    r = LocalSearchSequencer().solve(warm, params, repair=False, driver_order=prob.current_order)
+    assert time.perf_counter() - t < 0.06 + 0.02
+    assert [c[0] for c in calls] == [list(_route(prob)), list(_route(warm))]
+    assert {c[1] for c in calls} == {lsearch.RULE_LOOSE}
+    assert calls[0][2] < 0.035  # half the time each
+    assert prob.is_valid_order(r.order) and r.cost <= built.cost + 1e-6
+    assert r.cost == pytest.approx(min(c[3] for c in calls))  # the cheaper of the two
+    # a repair, a larger day, a tight day or no driver's order: one start
+    for kw, p in (
+        ({"repair": True, "driver_order": prob.current_order}, warm),
+        ({"repair": False}, warm),
+        ({"repair": False, "driver_order": prob.current_order}, _solomon("C101", 50, 2.0)),
+        (
+            {"repair": False, "driver_order": van_day(100, 1).current_order},
+            van_day(100, 1).reordered(
+                GreedySequencer(polish=False).solve(van_day(100, 1), params).order
+            ),
+        ),
+    ):
+        calls.clear()
+        r = LocalSearchSequencer().solve(p, params, **kw)
+        assert len(calls) == 1 and p.is_valid_order(r.order), kw
+    assert calls[0][1] == lsearch.RULE_LOOSE
+    with pytest.raises(TypeError):
+        LocalSearchSequencer().solve(prob, params, starts=3)  # type: ignore[call-arg]
+
+
+def test_the_portfolio_tells_the_search_whether_it_repairs_a_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.resequence import after_event, van_day
+
+    seen: list[dict[str, object]] = []
+    real = LocalSearchSequencer.solve
+
+    def spy(self, problem, params, **kw):  # type: ignore[no-untyped-def]
+        seen.append({**kw, "warm": problem.current_order})
+        return real(self, problem, params, **kw)
+
+    monkeypatch.setattr(LocalSearchSequencer, "solve", spy)
+    day = van_day(100, 2)
+    params = SequencerParams(time_limit_s=0.2, seed=0)
+    seq = make_sequencer()
+    first = seq.solve(day, params)  # from the sweep: the greedy's route is the warm start
+    assert seen[-1]["repair"] is False and seen[-1]["driver_order"] == day.current_order
+    assert seen[-1]["warm"] != day.current_order
+    drifted = after_event(day, first.order, seed=3)  # a good plan that drifted
+    r = seq.solve(drifted, params)
+    assert seen[-1]["repair"] is True and seen[-1]["warm"] == drifted.current_order
+    assert drifted.is_valid_order(r.order)
+    assert r.cost <= simulate(drifted, drifted.current_order).cost(params) + 1e-6

@@ -9,6 +9,16 @@ the greedy route), keeps the committed stop first, never answers a costlier rout
 warm start, and stops at the time limit (a hard deadline inside the C loop) or once
 ``patience`` kicks in a row have brought nothing. The search runs without the GIL.
 
+How it descends depends on the day (:func:`choose_rule`): on a day of narrow windows
+(:func:`window_share` under ``TIGHT_WINDOW_SHARE``) the first descent takes the best move
+of each stop, the descents after a kick the first that gains; on a day of wide windows
+and free stops the first descent takes the first that gains and, where the search repairs
+a plan that drifted, the descents after a kick the best. Each rule won on one family of
+the benchmark and lost on the other (``docs/performance.md``). Handed the driver's order
+besides a warm start built from it (``driver_order``), on a day of wide windows with at
+most ``SPLIT_MAX_STOPS`` stops it searches from each for half the time and keeps the
+cheaper.
+
 :func:`compile_problem` gives the keyword arguments of ``_lsearch.cost``/``search`` for a
 problem; :func:`search` runs the search on stop positions.
 """
@@ -36,6 +46,36 @@ NEIGHBOURS = 20  # granular neighbourhood: the stops nearest each stop by travel
 PATIENCE = 2_000  # kicks in a row without a gain after which the search stops
 RESERVE_S = 0.002  # kept back from the time limit for building the answer
 MIN_SEARCH_S = 0.001  # never hand the search less than this
+TIGHT_WINDOW_SHARE = 0.3  # a day whose windows cover less of it on average is "tight"
+SPLIT_MAX_STOPS = 50  # up to this many stops, a built warm start shares the time
+# the C search's rule (bit 0: first improvement in the first descent; bit 1: after kicks)
+RULE_TIGHT = 2  # narrow windows: best moves first, then first improvement
+RULE_LOOSE = 3  # wide windows, a route built from a poor order: first improvement
+RULE_LOOSE_REPAIR = 1  # wide windows, a drifted plan: first, then best after kicks
+
+
+def window_share(problem: SequencingProblem) -> float:
+    """The mean share of the day (from the start to the shift end, or to the latest due
+    time) that a stop's window covers; a free stop covers all of it."""
+    if not problem.stops:
+        return 1.0
+    last = problem.shift_end
+    if last is None:
+        dues = [s.due for s in problem.stops if s.due < 2**40]
+        last = max(dues, default=problem.start_time)
+    t0 = problem.start_time
+    horizon = last - t0
+    if horizon <= 0:
+        return 1.0
+    covered = sum(max(0, min(s.due, last) - max(s.ready, t0)) for s in problem.stops)
+    return covered / (horizon * len(problem.stops))
+
+
+def choose_rule(problem: SequencingProblem, repair: bool) -> int:
+    """The descent rule for this day: see the module docstring."""
+    if window_share(problem) < TIGHT_WINDOW_SHARE:
+        return RULE_TIGHT
+    return RULE_LOOSE_REPAIR if repair else RULE_LOOSE
 
 
 def compile_problem(problem: SequencingProblem, params: SequencerParams) -> dict[str, Any]:
@@ -93,30 +133,63 @@ def search(
 
 
 class LocalSearchSequencer:
-    """The compiled iterated local search from the warm start, for ``params.time_limit_s``."""
+    """The compiled iterated local search from the warm start, for ``params.time_limit_s``.
+
+    ``rule`` fixes the C search's descent rule; ``None`` (the default) chooses it per day
+    (:func:`choose_rule`). The portfolio says whether the warm start is the driver's order
+    (``repair``, the default when not said) or a route built from it (``driver_order``)."""
 
     name = "lsearch"
+    takes_starts = True  # solve() accepts repair= and driver_order=
 
-    def __init__(self, neighbours: int = NEIGHBOURS, patience: int = PATIENCE) -> None:
+    def __init__(
+        self, neighbours: int = NEIGHBOURS, patience: int = PATIENCE, rule: int | None = None
+    ) -> None:
         self.neighbours = neighbours
         self.patience = patience
+        self.rule = rule
 
-    def solve(self, problem: SequencingProblem, params: SequencerParams) -> SequenceResult:
+    def solve(
+        self,
+        problem: SequencingProblem,
+        params: SequencerParams,
+        *,
+        repair: bool = True,
+        driver_order: Sequence[str] | None = None,
+    ) -> SequenceResult:
         t0 = time.perf_counter()
+        deadline = t0 + params.time_limit_s - RESERVE_S
+        fixed = problem.committed_next is not None
         try:
             args = compile_problem(problem, params)
-            warm = [problem.index[s] for s in problem.current_order]
-            left = params.time_limit_s - (time.perf_counter() - t0) - RESERVE_S
-            route, _, _ = search(
-                args,
-                warm,
-                problem.committed_next is not None,
-                params.seed,
-                max(MIN_SEARCH_S, left),
-                self.neighbours,
-                self.patience,
-            )
+            rule = self.rule if self.rule is not None else choose_rule(problem, repair)
+            starts = [[problem.index[s] for s in problem.current_order]]
+            if (
+                driver_order is not None
+                and not repair
+                and tuple(driver_order) != problem.current_order
+                and problem.is_valid_order(driver_order)
+                and len(problem.stops) <= SPLIT_MAX_STOPS
+                and rule != RULE_TIGHT
+            ):
+                starts.insert(0, [problem.index[s] for s in driver_order])
+            best: tuple[list[int], float] | None = None
+            for k, warm in enumerate(starts):
+                left = (deadline - time.perf_counter()) / (len(starts) - k)
+                route, cost, _ = search(
+                    args,
+                    warm,
+                    fixed,
+                    params.seed,
+                    max(MIN_SEARCH_S, left),
+                    self.neighbours,
+                    self.patience,
+                    rule=rule,
+                )
+                if best is None or cost < best[1]:
+                    best = (route, cost)
         except (ValueError, MemoryError) as exc:
             raise SequencerError(f"local search failed: {exc}") from exc
-        order = [problem.stops[i].id for i in route]
+        assert best is not None
+        order = [problem.stops[i].id for i in best[0]]
         return build_result(problem, params, order, self.name, time.perf_counter() - t0)

@@ -6,7 +6,10 @@ when the budget (plus a small grace) is spent, is logged and ignored, and the gr
 (or the driver's current order, if cheaper) stands. The solver warm-starts from the
 cheaper of the two, or from the current order where it is a plan that drifted. Which
 solver runs is chosen per call: the ``primary``, or a ``soft`` one on days the greedy
-route is late, if given. ``make_sequencer`` runs the compiled local search
+route is late, if given. The compiled search is also told whether its warm start is the
+driver's order (a repair) or a route built from it, and is handed the driver's order: it
+chooses its descent rule by that and by the day's windows, and on a small day searches
+from both starts (:mod:`edge.sequencer.lsearch`). ``make_sequencer`` runs the compiled local search
 (:mod:`edge.sequencer.lsearch`) after the greedy's starts: it prices every move by the
 same simulation the answer is judged by, and beat the PyVRP portfolio (the default of
 session 2, still ``make_sequencer(solver="pyvrp")``) on the benchmark at the same answer
@@ -109,7 +112,10 @@ class PortfolioSequencer:
             warm = problem
             if backup is not current and not _plan_like(problem, current, backup):
                 warm = problem.reordered(backup.order)
-            answer = self._bounded(solver, warm, sub, left + self.grace_s)
+            hints = {}
+            if getattr(solver, "takes_starts", False):  # the compiled search
+                hints = {"repair": warm is problem, "driver_order": problem.current_order}
+            answer = self._bounded(solver, warm, sub, left + self.grace_s, hints)
         seconds = time.perf_counter() - t0
         if answer is None:
             status = Status.CURRENT if backup is current else Status.FALLBACK
@@ -124,13 +130,15 @@ class PortfolioSequencer:
         problem: SequencingProblem,
         params: SequencerParams,
         timeout: float,
+        hints: dict[str, object] | None = None,
     ) -> SequenceResult | None:
-        """Run ``solver`` in a worker thread; ``None`` if it raises or misses ``timeout``."""
+        """Run ``solver`` in a worker thread; ``None`` if it raises or misses ``timeout``.
+        ``hints`` are keyword arguments for a solver that takes them (``takes_starts``)."""
         box: list[SequenceResult | BaseException] = []
 
         def work() -> None:
             try:
-                box.append(solver.solve(problem, params))
+                box.append(solver.solve(problem, params, **(hints or {})))
             except BaseException as exc:  # handed back to the caller's thread
                 box.append(exc)
 
