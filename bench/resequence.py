@@ -51,9 +51,12 @@ warm start)`` is the same from ``pyvrp.solve``'s own start (a random order and o
 exhaustive local search, which the budget does not bound). ``default (portfolio)`` spends
 the budget or, where shorter, its aimed-for time for the size (``PortfolioSequencer.effort_s``:
 0.08 s up to 100 stops, 0.32 s at 200); ``portfolio, whole budget`` is the same without
-that aim; ``portfolio with pyvrp (session 2)`` is the previous default (the greedy, then
-PyVRP) at the same aim; ``lsearch (compiled, from the current order)`` is the compiled
-local search alone from the driver's order, the whole budget. Gaps are against the
+that aim; ``first pass of session 3`` is the default before the descent rule was chosen
+per day (first improvement throughout, one start); ``portfolio with pyvrp (session 2)``
+is the default before that (the greedy, then PyVRP) at the same aim; ``lsearch
+(compiled, from the current order)`` is the compiled local search alone from the
+driver's order (as a repair: its rule for the day), the whole budget. ``--days`` and
+``--sequencers`` narrow an exploratory run to some days and rows. Gaps are against the
 references as they stand at the end of the run (the short runs' routes included, so the
 cheapest call of a day is at 0); the last column is the mean gap against the references
 as they stood before this run's calls (negative where a call beat them). Prints a
@@ -87,7 +90,8 @@ from edge.sequencer import (
     make_sequencer,
     problem_from_instance,
 )
-from edge.sequencer.lsearch import LocalSearchSequencer
+from edge.sequencer.lsearch import RULE_LOOSE, LocalSearchSequencer
+from edge.sequencer.portfolio import LSEARCH_SHARE, PortfolioSequencer
 from routing import read_instance
 from tests.helpers import DATA_DIR
 
@@ -301,6 +305,26 @@ def after_event(prob: SequencingProblem, plan: tuple[str, ...], seed: int) -> Se
     )
 
 
+class _OneRuleSearch(LocalSearchSequencer):
+    """The compiled search as the first pass of session 3 ran it: one descent rule for
+    every day, from the warm start only."""
+
+    takes_starts = False
+
+    def __init__(self) -> None:
+        super().__init__(rule=RULE_LOOSE)
+
+
+def first_pass_default() -> PortfolioSequencer:
+    """The default of session 3's first pass: the greedy's starts, then the search with
+    first improvement throughout, from one start."""
+    return PortfolioSequencer(
+        primary=_OneRuleSearch(),
+        fallback=GreedySequencer(polish=False, rebuild_current=False),
+        solver_share=LSEARCH_SHARE,
+    )
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
@@ -317,14 +341,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-events", dest="events", action="store_false", help="only the days from scratch"
     )
+    ap.add_argument(
+        "--days",
+        default=None,
+        help="only these days, comma-separated, as stops:name (50:van1, 200:C1_2_1); "
+        "their after-event days come along; for exploratory runs",
+    )
+    ap.add_argument(
+        "--sequencers", default=None, help="only these rows, comma-separated names of the table"
+    )
     args = ap.parse_args(argv)
     long_s = args.long if args.long is not None else (3.0 if args.quick else 30.0)
     cases = build_cases(args.quick)
+    if args.days:
+        wanted = set(args.days.split(","))
+        cases = [c for c in cases if f"{c[0]}:{c[1]}" in wanted]
+        if not cases:
+            ap.error(f"--days {args.days}: no such day")
     budgets = [float(b) for b in args.budgets.split(",")]
     base = SequencerParams(time_limit_s=max(budgets))
     contenders: dict[str, Sequencer] = {
         "default (portfolio)": make_sequencer(),
         "portfolio, whole budget": make_sequencer(target_s=None),
+        "first pass of session 3": first_pass_default(),
         "portfolio with pyvrp (session 2)": make_sequencer(solver="pyvrp"),
         "lsearch (compiled, from the current order)": LocalSearchSequencer(),
         "greedy": GreedySequencer(),
@@ -333,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         "pyvrp (stock)": PyVrpSequencer(soft=False),
         "pyvrp (stock, no warm start)": PyVrpSequencer(soft=False, warm=False),
     }
+    if args.sequencers:
+        names = args.sequencers.split(",")
+        unknown = [n for n in names if n not in contenders]
+        if unknown:
+            ap.error(f"--sequencers: unknown {', '.join(unknown)}")
+        contenders = {n: contenders[n] for n in names}
     refs = References(args.refs, base)
     ref, ref_by = refs.cost, refs.by
     _references(refs, cases, base, long_s)

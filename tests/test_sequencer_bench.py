@@ -6,6 +6,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from bench.resequence import References, after_event, fingerprint, van_day
 from edge.sequencer import GreedySequencer, SequencerParams, simulate
 
@@ -80,3 +82,25 @@ def test_a_day_after_an_event_starts_late_from_the_plan() -> None:
         assert (b.ready - a.ready, b.due - a.due) == (round(0.05 * horizon),) * 2
     assert fingerprint(ev) != fingerprint(prob)
     assert after_event(prob, plan, seed=50) == ev  # seeded
+
+
+def test_an_exploratory_run_narrows_to_some_days_and_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.resequence import first_pass_default, main
+
+    refs = tmp_path / "refs.json"
+    rows = "default (portfolio),first pass of session 3"
+    argv = ["--days", "50:van2", "--sequencers", rows, "--long", "0.2", "--repeats", "1"]
+    assert main([*argv, "--refs", str(refs)]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("| van day")]
+    assert len(table) == 2, out  # one day, two rows, no other family
+    assert {line.split(" | ")[3] for line in table} == set(rows.split(","))
+    assert all(line.split(" | ")[10] == "0" for line in table)  # no route missing
+    assert list(json.loads(refs.read_text())) == ["50:van2"]
+    old = first_pass_default()
+    assert old.primary is not None and not getattr(old.primary, "takes_starts", False)
+    for bad in (["--days", "50:nowhere"], ["--sequencers", "simplex"]):
+        with pytest.raises(SystemExit):
+            main([*argv[:4], *bad, "--long", "0.2", "--refs", str(refs)])
