@@ -1184,6 +1184,24 @@ done:
 
 /* ------------------------------------------------------------------ Python API */
 
+/* The route as stop positions, read into a new array; on failure p is freed and a Python
+   error is set. */
+static int *route_of(Prob *p, PyObject *route)
+{
+    int *r = malloc(sizeof(int) * (size_t)(p->m + 1));
+    if (!r) {
+        prob_free(p);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (read_route(route, p, r) < 0) {
+        free(r);
+        prob_free(p);
+        return NULL;
+    }
+    return r;
+}
+
 #define PROBLEM_KW                                                                          \
     "travel_time", "distance", "nodes", "ready", "due", "service", "dload", "depth", "route", \
         "start_node", "start_time", "end_node", "shift_end", "capacity", "initial_load",     \
@@ -1217,16 +1235,9 @@ static PyObject *py_cost(PyObject *self, PyObject *args, PyObject *kw)
                   end_node, shift_end, capacity, initial_load, brk, wl, wo, wd) < 0)
         return NULL;
     int n = p.m;
-    int *r = malloc(sizeof(int) * (size_t)(n + 1));
-    if (!r) {
-        prob_free(&p);
-        return PyErr_NoMemory();
-    }
-    if (read_route(route, &p, r) < 0) {
-        free(r);
-        prob_free(&p);
+    int *r = route_of(&p, route);
+    if (!r)
         return NULL;
-    }
     St s = start_state(&p);
     for (int k = 0; k < n; k++)
         step(&p, &s, r[k], k, n);
@@ -1291,16 +1302,9 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "fixed=1 needs at least one stop");
         return NULL;
     }
-    int *r = malloc(sizeof(int) * (size_t)(n + 1));
-    if (!r) {
-        prob_free(&p);
-        return PyErr_NoMemory();
-    }
-    if (read_route(route, &p, r) < 0) {
-        free(r);
-        prob_free(&p);
+    int *r = route_of(&p, route);
+    if (!r)
         return NULL;
-    }
     Stats st;
     memset(&st, 0, sizeof(st));
     double c = 0.0;
