@@ -1,6 +1,6 @@
 # Wayline: two commands on a fresh Debian/Ubuntu machine.
-#   make demo   venv + install + `wayline demo`
-#   make test   system packages (mosquitto, chromium) + venv + whole test suite + ruff
+#   make demo   system packages (mosquitto, gcc, python3-dev) + venv + install + `wayline demo`
+#   make test   system packages (mosquitto, chromium, gcc, python3-dev) + venv + whole suite + ruff
 # Also: make lint | bench [BENCH_ARGS=--quick] | format | clean | distclean
 # Every target is idempotent; pip reruns only when pyproject.toml or the C source of the
 # compiled local search changes (stamp files).
