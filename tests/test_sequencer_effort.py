@@ -138,7 +138,14 @@ def test_a_plan_that_drifted_is_the_solvers_warm_start_and_a_sweep_is_not() -> N
     warm_cold = spy.problems[0].current_order
     assert warm_cold != cold.current_order  # the greedy route, far less late
 
-    plan = make_sequencer(target_s=None).solve(cold, SequencerParams(time_limit_s=0.3)).order
+    # a good plan, the same on a busy machine: the compiled search bounded by its
+    # iterations, not by the clock, from the deterministic insertion
+    from edge.sequencer.lsearch import compile_problem, search
+
+    params = SequencerParams()
+    start = _insertion(Evaluator(cold, params), [])
+    route, _, _ = search(compile_problem(cold, params), start, False, 0, 0.0, max_iters=400)
+    plan = tuple(cold.stops[i].id for i in route)
     drifted = after_event(cold, plan, seed=60)
     spy = _Spy()
     PortfolioSequencer(primary=spy).solve(drifted, SequencerParams(time_limit_s=0.2))
