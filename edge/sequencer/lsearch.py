@@ -59,10 +59,7 @@ def window_share(problem: SequencingProblem) -> float:
     time) that a stop's window covers; a free stop covers all of it."""
     if not problem.stops:
         return 1.0
-    last = problem.shift_end
-    if last is None:
-        dues = [s.due for s in problem.stops if s.due < 2**40]
-        last = max(dues, default=problem.start_time)
+    last = problem.day_end
     t0 = problem.start_time
     horizon = last - t0
     if horizon <= 0:

@@ -9,7 +9,7 @@ solver runs is chosen per call: the ``primary``, or a ``soft`` one on days the g
 route is late, if given. The compiled search is also told whether its warm start is the
 driver's order (a repair) or a route built from it, and is handed the driver's order: it
 chooses its descent rule by that and by the day's windows, and on a small day searches
-from both starts (:mod:`edge.sequencer.lsearch`). ``make_sequencer`` runs the compiled local search
+from both starts. ``make_sequencer`` runs the compiled local search
 (:mod:`edge.sequencer.lsearch`) after the greedy's starts: it prices every move by the
 same simulation the answer is judged by, and beat the PyVRP portfolio (the default of
 session 2, still ``make_sequencer(solver="pyvrp")``) on the benchmark at the same answer
@@ -168,11 +168,7 @@ def _plan_like(problem: SequencingProblem, current: SequenceResult, greedy: Sequ
     greedy route, at 100 stops and 0.2 s)."""
     if current.distance > PLAN_DISTANCE_RATIO * greedy.distance:
         return False
-    last = problem.shift_end
-    if last is None:
-        dues = [s.due for s in problem.stops if s.due < 2**40]
-        last = max(dues, default=problem.start_time)
-    horizon = max(1, last - problem.start_time)
+    horizon = max(1, problem.day_end - problem.start_time)
     return current.lateness <= PLAN_LATENESS_SHARE * horizon * len(problem.stops)
 
 

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 Matrix = tuple[tuple[int, ...], ...]
+UNBOUNDED_DUE = 2**40  # a stop's due time when it has no window
 
 
 class SequencerError(Exception):
@@ -54,7 +55,7 @@ class Stop:
     id: str
     node: int
     ready: int = 0
-    due: int = 2**40
+    due: int = UNBOUNDED_DUE
     service: int = 0
     delivery: int = 0
     pickup: int = 0
@@ -159,6 +160,15 @@ class SequencingProblem:
         by every solver (and every :meth:`reordered` copy) of this problem."""
         assert self._arrays is not None
         return self._arrays
+
+    @property
+    def day_end(self) -> int:
+        """When the day ends: the shift end, else the latest due time of a windowed stop,
+        else the start time."""
+        if self.shift_end is not None:
+            return self.shift_end
+        dues = [s.due for s in self.stops if s.due < UNBOUNDED_DUE]
+        return max(dues, default=self.start_time)
 
     @property
     def initial_load(self) -> int:
