@@ -27,6 +27,7 @@ from edge.sequencer import (
     problem_from_instance,
     simulate,
 )
+from edge.sequencer.greedy import _insertion, _nearest_neighbour
 from edge.sequencer.lsearch import LocalSearchSequencer, compile_problem
 from edge.sequencer.schedule import Evaluator
 from routing import read_instance
@@ -172,6 +173,85 @@ def test_search_answers_a_valid_route_never_costlier_than_its_warm_start() -> No
         assert cost == pytest.approx(ev.cost(route), rel=1e-12, abs=1e-6)
         assert cost <= ev.cost(list(warm)) + 1e-9
         assert stats["evaluations"] >= 0 and stats["seconds"] < 1.0
+        assert stats["mispriced"] == 0, case
+
+
+def test_every_applied_move_costs_what_it_was_priced_at() -> None:
+    """The search prices a move from cached prefix states, prefix sums of the distance and
+    shortcuts through the suffix and through blocks of the old route; after each move it
+    applies, the route is simulated in full again and the two must agree."""
+    rng = random.Random(4242)
+    moves = 0
+    for case in range(150):
+        prob = _random_problem(rng, rng.randint(5, 80), capacity=rng.choice([None, None, 30]))
+        params = _params(rng)
+        args = compile_problem(prob, params)
+        _, _, stats = _lsearch.search(
+            **args,
+            route=_route(prob),
+            fixed=int(prob.committed_next is not None),
+            seed=case,
+            time_limit=0,
+            max_iters=60,
+            rule=rng.choice([0, 1, 2, 3]),
+        )
+        assert stats["mispriced"] == 0, case
+        moves += stats["moves"]
+    for name, n in (("RC101", 100), ("C201", 100), ("RC2_2_1", 200)):  # narrow windows
+        prob = _solomon(name, n, 2.0)
+        _, _, stats = _lsearch.search(
+            **compile_problem(prob, SequencerParams()),
+            route=_route(prob),
+            time_limit=0,
+            max_iters=200,
+        )
+        assert stats["mispriced"] == 0, name
+        moves += stats["moves"]
+    assert moves > 20_000
+
+
+def test_c_constructions_are_the_greedys_routes() -> None:
+    rng = random.Random(515)
+    for case in range(300):
+        prob = _random_problem(rng, rng.randint(1, 60))
+        params = _params(rng)
+        ev = Evaluator(prob, params)
+        args = compile_problem(prob, params)
+        cur = ev.indices(prob.current_order)
+        fixed = 1 if prob.committed_next is not None else 0
+        route = np.asarray(cur, dtype=np.int64)
+        urgency = rng.choice([0.0, 0.05, 0.5])
+        kw = {**args, "route": route, "fixed": fixed}
+        assert _lsearch.construct(**kw) == _insertion(ev, cur[:fixed]), case
+        got = _lsearch.construct(**kw, method="insertion in order")
+        assert got == _insertion(ev, cur[:fixed], cur), case
+        got = _lsearch.construct(**kw, method="nearest", urgency=urgency)
+        assert got == _nearest_neighbour(ev, cur[:fixed], urgency), case
+    for name, n in (("R201", 100), ("C1_2_1", 200)):
+        prob = _solomon(name, n, 2.0, committed_next="7")
+        ev = Evaluator(prob, SequencerParams())
+        args = compile_problem(prob, SequencerParams())
+        cur = ev.indices(prob.current_order)
+        got = _lsearch.construct(**args, route=np.asarray(cur, dtype=np.int64), fixed=1)
+        assert got == _insertion(ev, cur[:1]) and got[0] == prob.index["7"]
+
+
+def test_the_compiled_greedy_answers_as_the_python_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    params = SequencerParams(time_limit_s=5.0)
+    for prob in (_solomon("RC201", 100, 2.0, committed_next="3"), _solomon("C101", 50, 2.0)):
+        python = GreedySequencer(polish=False).solve(prob, params)
+        compiled = GreedySequencer(polish=False, compiled=True).solve(prob, params)
+        assert compiled.order == python.order and compiled.cost == python.cost
+    # a construction the extension refuses is built in Python: the same answer
+    prob = _solomon("R101", 50, 2.0)
+    real = lsearch.compile_problem
+
+    def broken(p: SequencingProblem, q: SequencerParams) -> dict[str, object]:
+        return {**real(p, q), "ready": np.zeros(3, dtype=np.int64)}
+
+    monkeypatch.setattr(lsearch, "compile_problem", broken)
+    again = GreedySequencer(polish=False, compiled=True).solve(prob, params)
+    assert again.order == GreedySequencer(polish=False).solve(prob, params).order
 
 
 def test_search_improves_a_poor_order_and_keeps_the_committed_stop() -> None:
@@ -266,7 +346,7 @@ def test_bad_input_is_a_clear_value_error(change: dict[str, object], message: st
     arrays = [v for v in args.values() if isinstance(v, np.ndarray)]
     gc.collect()
     before = [sys.getrefcount(a) for a in arrays]
-    for fn in (_lsearch.cost, _lsearch.search):
+    for fn in (_lsearch.cost, _lsearch.search, _lsearch.construct):
         for _ in range(50):
             with pytest.raises(ValueError, match=re.escape(message)):
                 fn(**{**args, **change})
@@ -284,6 +364,42 @@ def test_search_parameters_are_checked() -> None:
             _lsearch.search(**args, **bad)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"method": "sweep"}, "method must be 'insertion', 'insertion in order' or 'nearest'"),
+        ({"method": 3}, "str"),
+        ({"fixed": 2}, "fixed must be 0 or 1"),
+        ({"fixed": -1}, "fixed must be 0 or 1"),
+        ({"urgency": -0.5}, "urgency must be finite and non-negative"),
+        ({"urgency": float("inf")}, "urgency must be finite and non-negative"),
+        ({"urgency": float("nan")}, "urgency must be finite and non-negative"),
+        ({"urgency": "soon"}, "must be real number"),
+    ],
+)
+def test_construct_parameters_are_checked(change: dict[str, object], message: str) -> None:
+    prob, args = _good_args()
+    arrays = [v for v in args.values() if isinstance(v, np.ndarray)]
+    gc.collect()
+    before = [sys.getrefcount(a) for a in arrays]
+    for _ in range(50):
+        with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+            _lsearch.construct(**args, **change)
+    gc.collect()
+    assert [sys.getrefcount(a) for a in arrays] == before
+    assert sorted(_lsearch.construct(**args)) == list(range(12))  # still works
+    assert prob.stops
+
+
+def test_construct_with_a_committed_stop_needs_a_stop() -> None:
+    prob = SequencingProblem(((0, 1), (1, 0)), ((0, 1), (1, 0)), 0, 0, (), 0)
+    args = {**compile_problem(prob, SequencerParams()), "route": np.zeros(0, dtype=np.int64)}
+    with pytest.raises(ValueError, match="fixed=1 needs at least one stop"):
+        _lsearch.construct(**args, fixed=1)
+    assert _lsearch.construct(**args) == []
+    assert _lsearch.construct(**args, method="nearest") == []
+
+
 def test_no_leak_over_many_calls() -> None:
     import tracemalloc
 
@@ -295,6 +411,8 @@ def test_no_leak_over_many_calls() -> None:
     for _ in range(2000):
         _lsearch.cost(**args)
         _lsearch.search(**args, time_limit=0, max_iters=2)
+        _lsearch.construct(**args, method="insertion in order")
+        _lsearch.construct(**args, method="nearest", urgency=0.1)
     grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(snap, "filename"))
     tracemalloc.stop()
     assert grown < 200_000

@@ -1,15 +1,17 @@
 /*
  * Wayline's single-vehicle local search, compiled.
  *
- * Two functions, both judged by the same simulation as edge/sequencer/schedule.py
- * (Evaluator.run and Schedule.cost): soft windows with lateness, the driver's break
- * (taken on arrival, or before leaving when arriving would be past its latest start,
- * or at the end), the shift end, capacity overload with deliveries on board from the
- * start and pickups loaded on the way, the depth term sum dv[i] * (n-1-k) / (n-1),
- * and distance; integer times and distances, a double cost.
+ * Three functions, the first two judged by the same simulation as
+ * edge/sequencer/schedule.py (Evaluator.run and Schedule.cost): soft windows with
+ * lateness, the driver's break (taken on arrival, or before leaving when arriving would be
+ * past its latest start, or at the end), the shift end, capacity overload with deliveries
+ * on board from the start and pickups loaded on the way, the depth term
+ * sum dv[i] * (n-1-k) / (n-1), and distance; integer times and distances, a double cost.
  *
- *   cost(...)   -> (cost, distance, lateness, overload, depth) of one order
- *   search(...) -> (order, cost, stats): an iterated local search from a warm start
+ *   cost(...)      -> (cost, distance, lateness, overload, depth) of one order
+ *   search(...)    -> (order, cost, stats): an iterated local search from a warm start
+ *   construct(...) -> order: the greedy's insertion or nearest neighbour (greedy.py's, the
+ *                     same routes)
  *
  * The search: 2-opt (segment reversal), or-opt (a segment of 1-3 stops moved next to a
  * near stop, both orientations) and swap, over granular neighbour lists (the k stops
@@ -20,10 +22,15 @@
  * position, when the old suffix's totals are added; with no break pending, also as soon
  * as every later service provably shifts by the same amount (no wait absorbs it, no
  * ready time stops it, no stop changes from late to on time or back), when the suffix's
- * lateness changes by that amount per late stop. Every term only grows along the route,
- * so a move is dropped as soon as a lower bound (the new distance and the parts outside
- * the span, before simulating; then the partial cost plus what the suffix cannot lose)
- * reaches the current cost. Between descents a kick (two adjacent segments exchanged, or
+ * lateness changes by that amount per late stop, or as soon as a later departure is one
+ * the suffix's waits absorb before any stop (or the shift end) is made late, where none
+ * was. Inside the span, a block of the old route that the move only shifts (or-opt and
+ * swap) is added rather than simulated from where its schedule is back in step with the
+ * old one. Every term only grows along the route, so a move is dropped as soon as a
+ * lower bound (the new distance and the parts outside the span, before the span is even
+ * written out: the span's distance comes from prefix sums along the route, forwards and
+ * backwards; then the partial cost plus what the suffix cannot lose) reaches the current
+ * cost. Each applied move's exact cost is checked against its price (stats "mispriced"). Between descents a kick (two adjacent segments exchanged, or
  * a random segment moved next to a near stop) and an acceptance rule (no worse than the
  * current route, or slightly worse with accept > 0). Deterministic for a given seed and
  * iteration count; a hard deadline (CLOCK_MONOTONIC) is checked before every stop's
@@ -61,6 +68,7 @@
 #ifndef KICKS_MAX
 #define KICKS_MAX 2 /* kicks per iteration, 1 to this */
 #endif
+
 
 /* ------------------------------------------------------------------ problem */
 
@@ -489,7 +497,14 @@ typedef struct {
      * slack to due of one on time (MNL); within these a shift of the departure at c moves
      * every service by as much, and the lateness by as much per late stop */
     int64_t *SLK, *MLATE, *WAITMAX, *MNL;
+    /* how much later the arrival at position c could be with no stop from c on, nor the
+     * end, made late (the waits absorb part of it): exact where none was late before */
+    int64_t *ABS;
     int64_t *ST, *ARR; /* per position: service start and when service could begin */
+    int64_t *RD; /* RD[k]: the distance of positions 0..k driven backwards (k-1 from k, ...) */
+    double *SV;  /* SV[c]: the depth of the first c stops */
+    /* the move being priced keeps a block of the old route: buf[b0..b1-1] is r[bold..] */
+    int b0, b1, bold;
     int64_t END; /* arrival at the end node */
     char *PD;
     double *P;
@@ -500,6 +515,7 @@ typedef struct {
     struct timespec deadline;
     int has_deadline, timed_out;
     long long evals, moves;
+    long long mispriced; /* applied moves whose cost after the move is not the price */
 } Search;
 
 static double now_s(void)
@@ -552,8 +568,11 @@ static void rebuild(Search *S, int c0)
         S->LD[0] = s.load;
         S->D[0] = S->L[0] = S->O[0] = 0;
         S->P[0] = 0.0;
+        S->SV[0] = 0.0;
     }
     for (int k = c0; k < n; k++) {
+        S->RD[k] = k == 0 ? 0 : S->RD[k - 1] + p->dm[(size_t)S->r[k] * p->N + S->r[k - 1]];
+        S->SV[k + 1] = S->SV[k] + (p->has_depth ? p->dv[S->r[k]] : 0.0);
         int64_t late_before = s.L;
         int pend_before = s.pend;
         int64_t arrival = s.t + p->tt[(size_t)s.pos * p->N + S->r[k]];
@@ -583,11 +602,12 @@ static void rebuild(Search *S, int c0)
     S->SLK[n] = BIG;
     S->WAITMAX[n] = -BIG;
     S->MLATE[n] = S->MNL[n] = BIG;
+    S->ABS[n] = BIG;
     if (p->has_shift_end) {
         if (s.t > p->shift_end)
             S->MLATE[n] = s.t - p->shift_end;
         else
-            S->MNL[n] = p->shift_end - s.t;
+            S->MNL[n] = S->ABS[n] = p->shift_end - s.t;
     }
     for (int k = n - 1; k >= 0; k--) {
         int i = S->r[k];
@@ -601,6 +621,10 @@ static void rebuild(Search *S, int c0)
             S->MLATE[k] = late;
         if (late <= 0 && -late < S->MNL[k])
             S->MNL[k] = -late;
+        int64_t room = -late < S->ABS[k + 1] ? -late : S->ABS[k + 1];
+        S->ABS[k] = (wait > 0 ? wait : 0) + (room > 0 ? room : 0);
+        if (S->ABS[k] > BIG)
+            S->ABS[k] = BIG;
     }
     S->Dtot = s.D;
     S->Ltot = s.L;
@@ -616,11 +640,11 @@ static inline double lb(const Search *S, int64_t D, int64_t L, int64_t O, double
 
 /* The cost of the route with positions lo..hi replaced by buf[0..hi-lo], or INFINITY if
  * it is not below limit. */
-static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double limit)
+static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double limit,
+                             int64_t nd)
 {
     const Prob *p = S->p;
     const int n = S->n;
-    S->evals++;
     /* what positions after hi add whatever the span does: their over and depth, and the
      * distance of the edges after position hi+1 */
     int64_t fD = hi + 2 <= n ? S->Dtot - S->D[hi + 2] : 0;
@@ -629,13 +653,8 @@ static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double l
     /* a bound without simulating: the new distance, the prefix's lateness, the over and
      * depth outside the span (and the span's depth) */
     {
-        const int N = p->N, len = hi - lo + 1;
-        int prev = lo > 0 ? S->r[lo - 1] : p->m;
-        int next = hi + 1 < n ? S->r[hi + 1] : p->m + 1;
-        int64_t nd = p->dm[(size_t)prev * N + buf[0]] + p->dm[(size_t)buf[len - 1] * N + next];
+        const int len = hi - lo + 1;
         double sp = 0.0;
-        for (int x = 0; x + 1 < len; x++)
-            nd += p->dm[(size_t)buf[x] * N + buf[x + 1]];
         if (p->has_depth)
             for (int x = 0; x < len; x++)
                 sp += p->dv[buf[x]] * (double)(n - 1 - (lo + x));
@@ -644,10 +663,29 @@ static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double l
             return INFINITY;
     }
     St s = state_at(S, lo);
+    const int b0 = S->b0, b1 = S->b1, shift = S->bold - (lo + b0);
     for (int k = lo; k <= hi; k++) {
         step(p, &s, buf[k - lo], k, n);
         if (lb(S, s.D + fD, s.L, s.O + fO, s.P + fP) >= limit)
             return INFINITY;
+        int x = k - lo;
+        if (x >= b0 && x + 1 < b1 && !p->has_cap) {
+            /* inside a block of the old route: once the schedule is back in step with the
+             * old one at the same stop, the rest of the block is as before, only at other
+             * positions (its depth), so it is added rather than simulated */
+            int j = S->bold + (x - b0), e = S->bold + (b1 - b0) - 1;
+            if (s.t == S->T[j + 1] && s.pend == S->PD[j + 1]) {
+                s.D += S->D[e + 1] - S->D[j + 1];
+                s.L += S->L[e + 1] - S->L[j + 1];
+                s.P += S->P[e + 1] - S->P[j + 1] + shift * (S->SV[e + 1] - S->SV[j + 1]);
+                s.t = S->T[e + 1];
+                s.pend = S->PD[e + 1];
+                s.pos = S->r[e];
+                k = lo + b1 - 1;
+                if (lb(S, s.D + fD, s.L, s.O + fO, s.P + fP) >= limit)
+                    return INFINITY;
+            }
+        }
     }
     for (int k = hi + 1; k < n; k++) {
         step(p, &s, S->r[k], k, n);
@@ -669,6 +707,10 @@ static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double l
                 int64_t d = s.t - S->T[c];
                 if (S->WAITMAX[c] <= 0 && d <= S->MNL[c]) { /* every service d later */
                     double v = lb(S, D, s.L + old + d * late_n, O, P);
+                    return v < limit ? v : INFINITY;
+                }
+                if (old == 0 && d <= S->ABS[c]) { /* the waits absorb it: none made late */
+                    double v = lb(S, D, s.L, O, P);
                     return v < limit ? v : INFINITY;
                 }
                 Ls = old;
@@ -693,12 +735,25 @@ static double eval_move_fast(Search *S, int lo, int hi, const int *buf, double l
 }
 
 #ifdef LS_DEBUG
-/* a development build (-DLS_DEBUG) checks every priced move against a full simulation */
+/* a development build (-DLS_DEBUG) checks every priced move against a full simulation,
+ * and the new distance of its span against the sum along it */
 #include <stdio.h>
-static double eval_move(Search *S, int lo, int hi, const int *buf, double limit)
+static double eval_move(Search *S, int lo, int hi, const int *buf, double limit, int64_t nd)
 {
-    double v = eval_move_fast(S, lo, hi, buf, limit);
+    double v = eval_move_fast(S, lo, hi, buf, limit, nd);
     int n = S->n;
+    {
+        const int N = S->p->N, len = hi - lo + 1;
+        int prev = lo > 0 ? S->r[lo - 1] : S->p->m;
+        int next = hi + 1 < n ? S->r[hi + 1] : S->p->m + 1;
+        int64_t sum = S->p->dm[(size_t)prev * N + buf[0]] +
+                      S->p->dm[(size_t)buf[len - 1] * N + next];
+        for (int x = 0; x + 1 < len; x++)
+            sum += S->p->dm[(size_t)buf[x] * N + buf[x + 1]];
+        if (sum != nd)
+            fprintf(stderr, "span distance mismatch lo=%d hi=%d sum=%lld nd=%lld\n", lo, hi,
+                    (long long)sum, (long long)nd);
+    }
     St s = start_state(S->p);
     int first = -1;
     for (int k = 0; k < n; k++) {
@@ -766,9 +821,10 @@ typedef struct {
 
 /* Price the move; keep it in S->best if it is the cheapest so far. With first improvement
  * (FIRST_IMP) the first that gains is taken at once. */
-static inline int consider(Search *S, int lo, int hi, const int *buf, double *limit, Best *b)
+static inline int consider(Search *S, int lo, int hi, const int *buf, int64_t nd,
+                           double *limit, Best *b)
 {
-    double v = eval_move(S, lo, hi, buf, *limit);
+    double v = eval_move(S, lo, hi, buf, *limit, nd);
     if (!(v < *limit))
         return 0;
     b->v = v;
@@ -777,6 +833,50 @@ static inline int consider(Search *S, int lo, int hi, const int *buf, double *li
     memcpy(S->best, buf, sizeof(int) * (size_t)(hi - lo + 1));
     *limit = v - gain_eps(v);
     return S->first;
+}
+
+/* The distance of positions x..y (x <= y) of the route, forwards and backwards; an edge. */
+static inline int64_t fwd(const Search *S, int x, int y)
+{
+    return S->D[y + 1] - S->D[x + 1];
+}
+
+static inline int64_t bwd(const Search *S, int x, int y)
+{
+    return S->RD[y] - S->RD[x];
+}
+
+static inline int64_t edge(const Search *S, int i, int j)
+{
+    return S->p->dm[(size_t)i * S->p->N + j];
+}
+
+/* The nodes before position lo and after position hi (the start, the end). */
+static inline int node_before(const Search *S, int lo)
+{
+    return lo > 0 ? S->r[lo - 1] : S->p->m;
+}
+
+static inline int node_after(const Search *S, int hi)
+{
+    return hi + 1 < S->n ? S->r[hi + 1] : S->p->m + 1;
+}
+
+/* Whether a move rewriting positions lo..hi, whose new edges from the node before lo to
+ * the node after hi add up to nd, may gain: the bound of eval_move_fast without the span's
+ * depth, so that a move is dropped before its span is written out. Counts the move. */
+static inline int may_gain(Search *S, int lo, int hi, int64_t nd, double limit)
+{
+    S->evals++;
+#ifdef LS_DEBUG
+    (void)lo, (void)hi, (void)nd, (void)limit;
+    return 1; /* every move priced, and checked, in full */
+#else
+    const int n = S->n;
+    int64_t od = (hi + 2 <= n ? S->D[hi + 2] : S->Dtot) - S->D[lo];
+    return lb(S, S->Dtot - od + nd, S->L[lo], S->O[lo] + S->Otot - S->O[hi + 1],
+              S->P[lo] + S->Ptot - S->P[hi + 1]) < limit;
+#endif
 }
 
 /* Try the moves that bring stop u next to its near stops; apply the one that gains most
@@ -798,17 +898,27 @@ static int improve_stop(Search *S, int u)
         if (hi - lo >= 2) {
             /* reverse lo+1..hi */
             if (lo + 1 >= f) {
-                for (int k = lo + 1; k <= hi; k++)
-                    buf[k - lo - 1] = S->r[hi - (k - lo - 1)];
-                if (consider(S, lo + 1, hi, buf, &limit, &best))
-                    goto done;
+                int64_t nd = edge(S, S->r[lo], S->r[hi]) + bwd(S, lo + 1, hi) +
+                             edge(S, S->r[lo + 1], node_after(S, hi));
+                if (may_gain(S, lo + 1, hi, nd, limit)) {
+                    S->b0 = S->b1 = 0;
+                    for (int k = lo + 1; k <= hi; k++)
+                        buf[k - lo - 1] = S->r[hi - (k - lo - 1)];
+                    if (consider(S, lo + 1, hi, buf, nd, &limit, &best))
+                        goto done;
+                }
             }
             /* reverse lo..hi-1 */
             if (lo >= f) {
-                for (int k = lo; k <= hi - 1; k++)
-                    buf[k - lo] = S->r[hi - 1 - (k - lo)];
-                if (consider(S, lo, hi - 1, buf, &limit, &best))
-                    goto done;
+                int64_t nd = edge(S, node_before(S, lo), S->r[hi - 1]) + bwd(S, lo, hi - 1) +
+                             edge(S, S->r[lo], S->r[hi]);
+                if (may_gain(S, lo, hi - 1, nd, limit)) {
+                    S->b0 = S->b1 = 0;
+                    for (int k = lo; k <= hi - 1; k++)
+                        buf[k - lo] = S->r[hi - 1 - (k - lo)];
+                    if (consider(S, lo, hi - 1, buf, nd, &limit, &best))
+                        goto done;
+                }
             }
         }
         /* or-opt: a segment of L stops that starts (or, with SEG_ENDS, ends) at u, moved
@@ -824,9 +934,22 @@ static int improve_stop(Search *S, int u)
                         continue;
                     for (int rev = 0; rev < (L > 1 ? 2 : 1); rev++) {
                         int slo, shi, w = 0;
+                        int sf = S->r[rev ? s1 : s0], sl = S->r[rev ? s0 : s1];
+                        int64_t nd = rev ? bwd(S, s0, s1) : fwd(S, s0, s1);
+                        if (q > s1)
+                            nd += edge(S, node_before(S, s0), S->r[s1 + 1]) + fwd(S, s1 + 1, q) +
+                                  edge(S, S->r[q], sf) + edge(S, sl, node_after(S, q));
+                        else
+                            nd += edge(S, node_before(S, q + 1), sf) + edge(S, sl, S->r[q + 1]) +
+                                  fwd(S, q + 1, s0 - 1) + edge(S, S->r[s0 - 1], node_after(S, s1));
+                        if (!may_gain(S, q > s1 ? s0 : q + 1, q > s1 ? q : s1, nd, limit))
+                            continue;
                         if (q > s1) {
                             slo = s0;
                             shi = q;
+                            S->b0 = 0;
+                            S->b1 = q - s1;
+                            S->bold = s1 + 1;
                             for (int k = s1 + 1; k <= q; k++)
                                 buf[w++] = S->r[k];
                             for (int x = 0; x < L; x++)
@@ -834,12 +957,15 @@ static int improve_stop(Search *S, int u)
                         } else {
                             slo = q + 1;
                             shi = s1;
+                            S->b0 = L;
+                            S->b1 = L + (s0 - 1 - q);
+                            S->bold = q + 1;
                             for (int x = 0; x < L; x++)
                                 buf[w++] = S->r[rev ? s1 - x : s0 + x];
                             for (int k = q + 1; k <= s0 - 1; k++)
                                 buf[w++] = S->r[k];
                         }
-                        if (consider(S, slo, shi, buf, &limit, &best))
+                        if (consider(S, slo, shi, buf, nd, &limit, &best))
                             goto done;
                     }
                 }
@@ -851,11 +977,23 @@ static int improve_stop(Search *S, int u)
             if (w < f || w >= n || w == a)
                 continue;
             int slo = a < w ? a : w, shi = a < w ? w : a;
+            int x = S->r[slo], y = S->r[shi];
+            int64_t nd = edge(S, node_before(S, slo), y) + edge(S, x, node_after(S, shi));
+            if (shi == slo + 1)
+                nd += edge(S, y, x);
+            else
+                nd += edge(S, y, S->r[slo + 1]) + fwd(S, slo + 1, shi - 1) +
+                      edge(S, S->r[shi - 1], x);
+            if (!may_gain(S, slo, shi, nd, limit))
+                continue;
+            S->b0 = 1;
+            S->b1 = shi - slo;
+            S->bold = slo + 1;
             for (int k = slo; k <= shi; k++)
                 buf[k - slo] = S->r[k];
             buf[a - slo] = S->r[w];
             buf[w - slo] = S->r[a];
-            if (consider(S, slo, shi, buf, &limit, &best))
+            if (consider(S, slo, shi, buf, nd, &limit, &best))
                 goto done;
         }
     }
@@ -863,6 +1001,8 @@ done:
     if (best.lo < 0)
         return 0;
     apply(S, best.lo, best.hi, S->best);
+    if (fabs(S->cost - best.v) > 1e-6 * (1.0 + fabs(best.v)))
+        S->mispriced++; /* the exact cost after the move is not what it was priced at */
     activate_span(S, best.lo, best.hi);
     activate(S, u);
     return 1;
@@ -1002,7 +1142,7 @@ static int build_near(Search *S)
 }
 
 typedef struct {
-    long long iterations, evals, moves, improvements;
+    long long iterations, evals, moves, improvements, mispriced;
     double seconds;
     int timed_out;
 } Stats;
@@ -1041,14 +1181,17 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
     S.MLATE = malloc(sizeof(int64_t) * n1);
     S.WAITMAX = malloc(sizeof(int64_t) * n1);
     S.MNL = malloc(sizeof(int64_t) * n1);
+    S.ABS = malloc(sizeof(int64_t) * n1);
     S.ST = malloc(sizeof(int64_t) * n1);
     S.ARR = malloc(sizeof(int64_t) * n1);
+    S.RD = malloc(sizeof(int64_t) * n1);
+    S.SV = malloc(sizeof(double) * n1);
     S.PD = malloc(n1);
     S.P = malloc(sizeof(double) * n1);
     int *best = malloc(sizeof(int) * n1), *cur = malloc(sizeof(int) * n1);
     int rc = -1;
     if (!S.r || !S.pos || !S.buf || !S.best || !S.queue || !S.inq || !S.near || !S.T || !S.LD || !S.D ||
-        !S.L || !S.O || !S.LC || !S.SLK || !S.MLATE || !S.WAITMAX || !S.MNL || !S.ST ||
+        !S.L || !S.O || !S.LC || !S.SLK || !S.MLATE || !S.WAITMAX || !S.MNL || !S.ABS || !S.RD || !S.SV || !S.ST ||
         !S.ARR || !S.PD || !S.P || !best || !cur)
         goto done;
     if (time_limit > 0) {
@@ -1106,7 +1249,10 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
         S.first = (rule & 2) != 0;
         cur_cost = S.cost;
         memcpy(cur, S.r, sizeof(int) * (size_t)n);
-        Rng g = {seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL};
+        /* the seed is hashed first: consecutive seeds as start states would be one
+         * stream shifted by a few draws (splitmix64 adds a constant per draw) */
+        Rng g = {seed ^ 0x632BE59BD9B4E019ULL};
+        g.s = rng_next(&g);
         long long since = 0;
         while (!S.timed_out && (max_iters < 0 || st->iterations < max_iters) &&
                (patience < 0 || since < patience) && n - fixed >= 3) {
@@ -1154,6 +1300,7 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
 done:
     st->evals = S.evals;
     st->moves = S.moves;
+    st->mispriced = S.mispriced;
     st->timed_out = S.timed_out;
     st->seconds = now_s() - t0;
     free(S.r);
@@ -1173,13 +1320,205 @@ done:
     free(S.MLATE);
     free(S.WAITMAX);
     free(S.MNL);
+    free(S.ABS);
     free(S.ST);
     free(S.ARR);
+    free(S.RD);
+    free(S.SV);
     free(S.PD);
     free(S.P);
     free(best);
     free(cur);
     return rc;
+}
+
+/* ------------------------------------------------------------------ constructions */
+
+/* The greedy's two constructions (edge/sequencer/greedy.py: _insertion and
+ * _nearest_neighbour), step for step and with the same ties, so that they give the same
+ * routes; both schedule without the break, as the Python ones do. */
+
+static const Prob *sort_prob; /* for qsort's comparator; set and used under the GIL */
+
+static int due_cmp(const void *x, const void *y)
+{
+    const Prob *p = sort_prob;
+    int i = *(const int *)x, j = *(const int *)y;
+    if (p->due[i] != p->due[j])
+        return p->due[i] < p->due[j] ? -1 : 1;
+    /* farther from the start first */
+    int64_t di = p->dm[(size_t)p->m * p->N + i], dj = p->dm[(size_t)p->m * p->N + j];
+    if (di != dj)
+        return di > dj ? -1 : 1;
+    return i < j ? -1 : (i > j);
+}
+
+/* Sequential cheapest insertion after the first `fixed` stops of route: the other stops by
+ * due time (order == NULL) or in order's order, each where it adds the least distance
+ * without making itself or a later stop late, else where it is least late. out: m ints. */
+static int build_insertion(const Prob *p, const int *route, int fixed, const int *order,
+                           int *out)
+{
+    const int m = p->m, N = p->N, e = m + 1;
+    const int64_t end_limit = p->has_shift_end ? p->shift_end : ((int64_t)1 << 62);
+    const double big = (double)((int64_t)1 << 62);
+    int *todo = malloc(sizeof(int) * (size_t)(m + 1));
+    int64_t *dep = malloc(sizeof(int64_t) * (size_t)(m + 2));
+    int64_t *latest = malloc(sizeof(int64_t) * (size_t)(m + 2));
+    int64_t *now = malloc(sizeof(int64_t) * (size_t)(m + 2));
+    int64_t *behind = malloc(sizeof(int64_t) * (size_t)(m + 2));
+    char *placed = calloc((size_t)m + 1, 1);
+    int rc = -1;
+    if (!todo || !dep || !latest || !now || !behind || !placed)
+        goto done;
+    int len = 0, nt = 0;
+    for (int k = 0; k < fixed; k++) {
+        out[len++] = route[k];
+        placed[route[k]] = 1;
+    }
+    if (order) {
+        for (int k = 0; k < m; k++)
+            if (!placed[order[k]])
+                todo[nt++] = order[k];
+    } else {
+        for (int i = 0; i < m; i++)
+            if (!placed[i])
+                todo[nt++] = i;
+        sort_prob = p;
+        qsort(todo, (size_t)nt, sizeof(int), due_cmp);
+    }
+    for (int x = 0; x < nt; x++) {
+        /* departures from each position (the start at 0) and the latest service start at
+         * each position that keeps every later window and the shift end */
+        int64_t t = p->start_time;
+        int pos = m;
+        dep[0] = t;
+        for (int k = 0; k < len; k++) {
+            int i = out[k];
+            int64_t a = t + p->tt[(size_t)pos * N + i];
+            t = (a > p->ready[i] ? a : p->ready[i]) + p->service[i];
+            dep[k + 1] = t;
+            pos = i;
+        }
+        latest[len] = end_limit;
+        for (int k = len - 1; k >= 0; k--) {
+            int i = out[k], nx = k + 1 < len ? out[k + 1] : e;
+            int64_t l = latest[k + 1] - p->tt[(size_t)i * N + nx] - p->service[i];
+            latest[k] = p->due[i] < l ? p->due[i] : l;
+        }
+        int u = todo[x];
+        int bestk = -1;
+        double best = 0.0;
+        for (int k = fixed; k <= len; k++) { /* positions that keep every window */
+            int prev = k > 0 ? out[k - 1] : m, nx = k < len ? out[k] : e;
+            int64_t su = dep[k] + p->tt[(size_t)prev * N + u];
+            if (su < p->ready[u])
+                su = p->ready[u];
+            int64_t sn = su + p->service[u] + p->tt[(size_t)u * N + nx];
+            int64_t rn = k < len ? p->ready[nx] : 0;
+            if (sn < rn)
+                sn = rn;
+            if (su > p->due[u] || sn > latest[k])
+                continue;
+            double added = (double)(p->dm[(size_t)prev * N + u] + p->dm[(size_t)u * N + nx] -
+                                    p->dm[(size_t)prev * N + nx]);
+            if (bestk < 0 || added < best) {
+                bestk = k;
+                best = added;
+            }
+        }
+        if (bestk < 0) { /* late wherever it goes: least lateness, then least distance */
+            for (int k = 0; k < len; k++)
+                now[k] = dep[k + 1] - p->service[out[k]];
+            now[len] = dep[len] + p->tt[(size_t)(len > 0 ? out[len - 1] : m) * N + e];
+            behind[len + 1] = 0;
+            behind[len] = now[len] > end_limit;
+            for (int k = len - 1; k >= 0; k--)
+                behind[k] = behind[k + 1] + (now[k] > p->due[out[k]]);
+            for (int k = 0; k <= len; k++) {
+                double score;
+                if (k < fixed) {
+                    score = big;
+                } else {
+                    int prev = k > 0 ? out[k - 1] : m, nx = k < len ? out[k] : e;
+                    int64_t su = dep[k] + p->tt[(size_t)prev * N + u];
+                    if (su < p->ready[u])
+                        su = p->ready[u];
+                    int64_t sn = su + p->service[u] + p->tt[(size_t)u * N + nx];
+                    int64_t rn = k < len ? p->ready[nx] : 0;
+                    if (sn < rn)
+                        sn = rn;
+                    int64_t pushed = sn - now[k] > 0 ? (sn - now[k]) * behind[k] : 0;
+                    int64_t own = su - p->due[u] > 0 ? su - p->due[u] : 0;
+                    int64_t added = p->dm[(size_t)prev * N + u] + p->dm[(size_t)u * N + nx] -
+                                    p->dm[(size_t)prev * N + nx];
+                    score = (double)(own + pushed) * p->wl + (double)added;
+                }
+                if (bestk < 0 || score < best) {
+                    bestk = k;
+                    best = score;
+                }
+            }
+        }
+        memmove(out + bestk + 1, out + bestk, sizeof(int) * (size_t)(len - bestk));
+        out[bestk] = u;
+        len++;
+    }
+    rc = 0;
+done:
+    free(todo);
+    free(dep);
+    free(latest);
+    free(now);
+    free(behind);
+    free(placed);
+    return rc;
+}
+
+/* Time-oriented nearest neighbour after the first `fixed` stops of route: next is the stop
+ * cheapest to serve from here (distance, wait, lateness at the lateness weight, plus
+ * urgency per second of slack to its due time); ties to the lower position. */
+static int build_nearest(const Prob *p, const int *route, int fixed, double urgency, int *out)
+{
+    const int m = p->m, N = p->N;
+    char *done = calloc((size_t)m + 1, 1);
+    if (!done)
+        return -1;
+    int64_t t = p->start_time;
+    int pos = m, len = 0;
+    for (int k = 0; k < fixed; k++) {
+        int i = route[k];
+        int64_t a = t + p->tt[(size_t)pos * N + i];
+        t = (a > p->ready[i] ? a : p->ready[i]) + p->service[i];
+        pos = i;
+        out[len++] = i;
+        done[i] = 1;
+    }
+    while (len < m) {
+        int bi = -1;
+        double best = 0.0;
+        int64_t bstart = 0;
+        for (int i = 0; i < m; i++) {
+            if (done[i])
+                continue;
+            int64_t a = t + p->tt[(size_t)pos * N + i];
+            int64_t start = a > p->ready[i] ? a : p->ready[i];
+            int64_t slack = p->due[i] - start;
+            double score = (double)(p->dm[(size_t)pos * N + i] + (start - a)) +
+                           (slack >= 0 ? urgency * (double)slack : -p->wl * (double)slack);
+            if (bi < 0 || score < best) {
+                bi = i;
+                best = score;
+                bstart = start;
+            }
+        }
+        done[bi] = 1;
+        out[len++] = bi;
+        t = bstart + p->service[bi];
+        pos = bi;
+    }
+    free(done);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ Python API */
@@ -1334,9 +1673,9 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
     }
     free(r);
     PyObject *stats = Py_BuildValue(
-        "{s:L,s:L,s:L,s:L,s:d,s:O}", "iterations", st.iterations, "evaluations", st.evals,
-        "moves", st.moves, "improvements", st.improvements, "seconds", st.seconds, "timed_out",
-        st.timed_out ? Py_True : Py_False);
+        "{s:L,s:L,s:L,s:L,s:L,s:d,s:O}", "iterations", st.iterations, "evaluations", st.evals,
+        "moves", st.moves, "improvements", st.improvements, "mispriced", st.mispriced,
+        "seconds", st.seconds, "timed_out", st.timed_out ? Py_True : Py_False);
     if (!stats) {
         Py_DECREF(order);
         return NULL;
@@ -1344,10 +1683,104 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
     return Py_BuildValue("(NdN)", order, c, stats);
 }
 
+PyDoc_STRVAR(construct_doc,
+             "construct(travel_time, distance, nodes, ready, due, service, dload, depth, route,\n"
+             "          start_node, start_time, end_node, *, shift_end=None, capacity=None,\n"
+             "          initial_load=0, break_=None, weights=(100.0, 10000.0, 1.0), fixed=0,\n"
+             "          method='insertion', urgency=0.0)\n"
+             "--\n\n"
+             "A start route (stop positions) as edge/sequencer/greedy.py builds it, the first\n"
+             "`fixed` stops of route kept: method 'insertion' (cheapest insertion keeping the\n"
+             "windows, stops by due time), 'insertion in order' (the same, stops in route's\n"
+             "order) or 'nearest' (time-oriented nearest neighbour, urgency per second of\n"
+             "slack). Bad input raises ValueError.");
+
+static PyObject *py_construct(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {PROBLEM_KW, "fixed", "method", "urgency", NULL};
+    PyObject *tt, *dm, *nodes, *ready, *due, *service, *dload, *depth, *route;
+    PyObject *shift_end = Py_None, *capacity = Py_None, *brk = Py_None;
+    long long start_node, start_time, end_node, initial_load = 0;
+    double wl = 100.0, wo = 10000.0, wd = 1.0, urgency = 0.0;
+    int fixed = 0;
+    const char *method = "insertion";
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOLLL|$OOLO(ddd)isd:construct", kwlist,
+                                     &tt, &dm, &nodes, &ready, &due, &service, &dload, &depth,
+                                     &route, &start_node, &start_time, &end_node, &shift_end,
+                                     &capacity, &initial_load, &brk, &wl, &wo, &wd, &fixed,
+                                     &method, &urgency))
+        return NULL;
+    int kind = strcmp(method, "insertion") == 0           ? 0
+               : strcmp(method, "insertion in order") == 0 ? 1
+               : strcmp(method, "nearest") == 0            ? 2
+                                                           : -1;
+    if (kind < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "method must be 'insertion', 'insertion in order' or 'nearest', got '%.50s'",
+                     method);
+        return NULL;
+    }
+    if (fixed != 0 && fixed != 1) {
+        PyErr_SetString(PyExc_ValueError, "fixed must be 0 or 1");
+        return NULL;
+    }
+    if (!(urgency >= 0.0) || isinf(urgency)) {
+        PyErr_SetString(PyExc_ValueError, "urgency must be finite and non-negative");
+        return NULL;
+    }
+    Prob p;
+    if (prob_init(&p, tt, dm, nodes, ready, due, service, dload, depth, start_node, start_time,
+                  end_node, shift_end, capacity, initial_load, brk, wl, wo, wd) < 0)
+        return NULL;
+    int n = p.m;
+    if (fixed && n == 0) {
+        prob_free(&p);
+        PyErr_SetString(PyExc_ValueError, "fixed=1 needs at least one stop");
+        return NULL;
+    }
+    int *r = route_of(&p, route);
+    if (!r)
+        return NULL;
+    int *out = malloc(sizeof(int) * (size_t)(n + 1));
+    int rc = -1;
+    if (out) {
+        /* the comparator of the sort by due time reads a global: built under the GIL */
+        if (kind == 2)
+            rc = build_nearest(&p, r, fixed, urgency, out);
+        else
+            rc = build_insertion(&p, r, fixed, kind == 1 ? r : NULL, out);
+    }
+    prob_free(&p);
+    free(r);
+    if (rc < 0) {
+        free(out);
+        return PyErr_NoMemory();
+    }
+    PyObject *order = PyList_New(n);
+    if (!order) {
+        free(out);
+        return NULL;
+    }
+    for (int k = 0; k < n; k++) {
+        PyObject *x = PyLong_FromLong(out[k]);
+        if (!x) {
+            Py_DECREF(order);
+            free(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(order, k, x);
+    }
+    free(out);
+    return order;
+}
+
 static PyMethodDef methods[] = {
     {"cost", (PyCFunction)(void (*)(void))py_cost, METH_VARARGS | METH_KEYWORDS, cost_doc},
     {"search", (PyCFunction)(void (*)(void))py_search, METH_VARARGS | METH_KEYWORDS,
      search_doc},
+    {"construct", (PyCFunction)(void (*)(void))py_construct, METH_VARARGS | METH_KEYWORDS,
+     construct_doc},
     {NULL, NULL, 0, NULL},
 };
 
