@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -12,9 +13,10 @@ from cloud.planning import (
     customer_routes,
     hierarchical_params,
     plan,
+    pyvrp_planner,
     solomon_problem,
 )
-from cloud.planning.evaluate import assignment_of
+from cloud.planning.evaluate import assignment_of, no_solution
 from cloud.planning.pyvrp_planner import PyVrpPlanner
 from cloud.planning.vroom_planner import VroomPlanner
 from tests.planning_checks import (
@@ -54,6 +56,62 @@ def test_a_start_larger_than_the_fleet_cap_is_not_a_crash() -> None:
         assert result.routes == ()
 
 
+def test_the_distance_phase_searches_afresh_within_the_fleet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    inst = solomon_instance("RC202", 60)
+    model = solomon_model(inst)
+    first = VroomPlanner().solve(model, 1.0)
+    assert_feasible_and_complete(inst, first)
+    with caplog.at_level(logging.INFO, logger="cloud.planning.pyvrp_planner"):
+        shorter = PyVrpPlanner().shorten(model, first, 1.0)
+    assert_feasible_and_complete(inst, shorter)
+    assert shorter.vehicles_used <= first.vehicles_used
+    assert shorter.objective < first.objective  # VROOM's plan is not a local optimum of PyVRP's
+    assert "from the best plan" not in caplog.text  # the fresh search found a plan by itself
+
+
+def test_the_distance_phase_falls_back_to_the_best_when_a_fresh_search_finds_nothing(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No time for a fresh search to find a feasible plan: the phase searches from the plan
+    # it was given, so a fleet that was hard to reach is not lost.
+    inst = solomon_instance("R101")
+    model = solomon_model(inst)
+    first = VroomPlanner().solve(model, 1.0)
+    assert_feasible_and_complete(inst, first)
+    fewer = PyVrpPlanner().fewer_vehicles(model, first, 3.0, polish=False)
+    monkeypatch.setattr(pyvrp_planner, "FRESH_START_SHARE", 0.0)
+    with caplog.at_level(logging.INFO, logger="cloud.planning.pyvrp_planner"):
+        shorter = PyVrpPlanner().shorten(model, fewer, 1.0)
+    assert "from the best plan" in caplog.text
+    assert_feasible_and_complete(inst, shorter)
+    assert shorter.vehicles_used <= fewer.vehicles_used
+    assert shorter.objective <= fewer.objective
+
+
+def test_on_a_large_day_the_distance_phase_searches_from_the_best(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inst = solomon_instance("RC101", 50)
+    model = solomon_model(inst)
+    first = VroomPlanner().solve(model, 1.0)
+    assert_feasible_and_complete(inst, first)
+    monkeypatch.setattr(pyvrp_planner, "FRESH_MAX_ORDERS", 49)  # this day counts as large
+    with caplog.at_level(logging.INFO, logger="cloud.planning.pyvrp_planner"):
+        shorter = PyVrpPlanner().shorten(model, first, 0.5)
+    assert "from the best plan" in caplog.text
+    assert_feasible_and_complete(inst, shorter)
+    assert (shorter.vehicles_used, shorter.objective) <= (first.vehicles_used, first.objective)
+
+
+def test_the_distance_phase_leaves_an_incomplete_plan_alone() -> None:
+    inst = solomon_instance("R101", 30)
+    model = solomon_model(inst)
+    nothing = no_solution(model, "test", 0.0, "nothing")
+    assert PyVrpPlanner().shorten(model, nothing, 1.0) is nothing
+
+
 def test_a_failed_fleet_try_costs_at_most_its_limit() -> None:
     # R101's best-known fleet is 19: from VROOM's plan the phase finds at most that, and
     # the try below it fails; each try is held to try_limit_s.
@@ -76,19 +134,19 @@ def test_auto_takes_the_vroom_then_fleet_then_distance_path_within_budget() -> N
     inst = solomon_instance("R104")
     calls: list[str] = []
     real_fewer = PyVrpPlanner.fewer_vehicles
-    real_solve = PyVrpPlanner.solve
+    real_shorten = PyVrpPlanner.shorten
 
     def fewer(self, model, best, limit, **kw):  # type: ignore[no-untyped-def]
         calls.append(f"fleet from {best.solver}")
         return real_fewer(self, model, best, limit, **kw)
 
-    def solve(self, model, limit, start=None, **kw):  # type: ignore[no-untyped-def]
-        calls.append(f"distance max_vehicles={kw.get('max_vehicles')}")
-        return real_solve(self, model, limit, start, **kw)
+    def shorten(self, model, best, limit):  # type: ignore[no-untyped-def]
+        calls.append(f"distance max_vehicles={best.vehicles_used}")
+        return real_shorten(self, model, best, limit)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(PyVrpPlanner, "fewer_vehicles", fewer)
-    mp.setattr(PyVrpPlanner, "solve", solve)
+    mp.setattr(PyVrpPlanner, "shorten", shorten)
     try:
         result = plan(solomon_problem(inst), hierarchical_params(PlanningParams(time_limit_s=4)))
     finally:

@@ -10,7 +10,8 @@ PyVRP asked for a feasible plan under a hard fleet limit finds smaller fleets st
 * with one vehicle kind and every order required, starts the fleet-minimisation phase
   from VROOM's plan at once (one vehicle less, again while it succeeds; a try that fails
   costs at most ``FLEET_TRY_SHARE`` of the budget), then spends all the rest on distance
-  with PyVRP, warm-started from the smallest fleet found and held to it;
+  with PyVRP held to the smallest fleet found (``PyVrpPlanner.shorten``: a fresh search,
+  which ends shorter than one warm-started from the fleet phase's plan);
 * otherwise runs PyVRP from VROOM's plan (or from the current plan), then the fleet phase
   where it applies, and keeps a reserve for OR-Tools, which runs only when PyVRP returns no
   feasible plan (PyVRP keeps required orders required; OR-Tools can leave one out with its
@@ -125,9 +126,7 @@ class PortfolioPlanner:
                 try_limit_s=FLEET_TRY_SHARE * time_limit_s,
                 polish=False,
             )
-            start = assignment_of(model, best)
-            shorter = self._pyvrp.solve(model, left(), start=start, max_vehicles=best.vehicles_used)
-            return better(best, shorter)
+            return self._pyvrp.shorten(model, best, left())
         start = None
         if first is not None and first.status is PlanStatus.COMPLETE:
             start = assignment_of(model, first)
