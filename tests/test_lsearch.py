@@ -490,7 +490,7 @@ def _spy_on_search(
     return calls
 
 
-def test_a_small_loose_day_is_searched_from_the_drivers_order_too(
+def test_a_small_day_screens_several_starts_and_goes_on_from_the_best(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bench.resequence import van_day
@@ -499,31 +499,56 @@ def test_a_small_loose_day_is_searched_from_the_drivers_order_too(
     params = SequencerParams(time_limit_s=0.06, seed=1)
     built = GreedySequencer(polish=False).solve(prob, params)
     warm = prob.reordered(built.order)
+    ev = Evaluator(prob, params)
+    driver = ev.indices(prob.current_order)
     calls = _spy_on_search(monkeypatch)
     t = time.perf_counter()
     r = LocalSearchSequencer().solve(warm, params, repair=False, driver_order=prob.current_order)
     assert time.perf_counter() - t < 0.06 + 0.02
-    assert [c[0] for c in calls] == [list(_route(prob)), list(_route(warm))]
+    # the warm start, the driver's order, the greedy's insertion and nearest neighbour
+    # (the warm start is one of the last two here, so it is screened once)
+    screened = [c[0] for c in calls[:-1]]
+    assert screened[:2] == [list(_route(warm)), driver]
+    assert _insertion(ev, []) in screened and _nearest_neighbour(ev, [], 0.05) in screened
+    assert len(screened) == len({tuple(x) for x in screened}) == 3
     assert {c[1] for c in calls} == {lsearch.RULE_LOOSE}
-    assert calls[0][2] < 0.035  # half the time each
+    assert all(c[2] < 0.06 * lsearch.SCREEN_SHARE + 1e-9 for c in calls[:-1])
+    best = min(calls[:-1], key=lambda c: c[3])
+    assert calls[-1][2] > 0.06 * 0.4  # the rest of the time, from the best screened route
+    assert calls[-1][3] <= best[3]
     assert prob.is_valid_order(r.order) and r.cost <= built.cost + 1e-6
-    assert r.cost == pytest.approx(min(c[3] for c in calls))  # the cheaper of the two
-    # a repair, a larger day, a tight day or no driver's order: one start
+    assert r.cost == pytest.approx(min(c[3] for c in calls))
+    # a narrow-window day screens too, and keeps the committed stop first everywhere
+    calls.clear()
+    tight = _solomon("RC101", 100, 2.0, committed_next="5")
+    greedy = GreedySequencer(polish=False).solve(tight, params)
+    r = LocalSearchSequencer().solve(
+        tight.reordered(greedy.order), params, repair=False, driver_order=tight.current_order
+    )
+    assert len(calls) >= 3 and {c[1] for c in calls} == {lsearch.RULE_TIGHT}
+    assert all(c[0][0] == tight.index["5"] for c in calls) and r.order[0] == "5"
+    assert r.cost <= greedy.cost + 1e-6
+    # a repair, a larger day or no driver's order: one start
+    big = van_day(51, 1)  # wide windows: up to 50 stops
     for kw, p in (
         ({"repair": True, "driver_order": prob.current_order}, warm),
         ({"repair": False}, warm),
-        ({"repair": False, "driver_order": prob.current_order}, _solomon("C101", 50, 2.0)),
         (
-            {"repair": False, "driver_order": van_day(100, 1).current_order},
-            van_day(100, 1).reordered(
-                GreedySequencer(polish=False).solve(van_day(100, 1), params).order
-            ),
+            {"repair": False, "driver_order": big.current_order},
+            big.reordered(GreedySequencer(polish=False).solve(big, params).order),
         ),
     ):
         calls.clear()
         r = LocalSearchSequencer().solve(p, params, **kw)
         assert len(calls) == 1 and p.is_valid_order(r.order), kw
     assert calls[0][1] == lsearch.RULE_LOOSE
+    calls.clear()
+    narrow = _solomon("R1_2_1", 200, 2.0)  # narrow windows: up to 100 stops
+    greedy = GreedySequencer(polish=False).solve(narrow, params)
+    LocalSearchSequencer().solve(
+        narrow.reordered(greedy.order), params, repair=False, driver_order=narrow.current_order
+    )
+    assert len(calls) == 1
     with pytest.raises(TypeError):
         LocalSearchSequencer().solve(prob, params, starts=3)  # type: ignore[call-arg]
 

@@ -15,9 +15,14 @@ of each stop, the descents after a kick the first that gains; on a day of wide w
 and free stops the first descent takes the first that gains and, where the search repairs
 a plan that drifted, the descents after a kick the best. Each rule won on one family of
 the benchmark and lost on the other (``docs/performance.md``). Handed the driver's order
-besides a warm start built from it (``driver_order``), on a day of wide windows with at
-most ``SPLIT_MAX_STOPS`` stops it searches from each for half the time and keeps the
-cheaper.
+besides a warm start built from it (``driver_order``), on a day of narrow windows with at
+most ``MULTI_MAX_STOPS`` stops, or any day of at most ``MULTI_MAX_LOOSE`` stops, it
+screens several starts: the warm start, the driver's order, the greedy's insertion and its
+nearest neighbour (built by ``_lsearch.construct``), each searched for ``SCREEN_SHARE`` of
+the time, and goes on from the cheapest route found for the rest of it. Which start ends
+best differs from day to day and is not the cheapest start: on narrow windows a
+time-ordered driver's order often is. On the 100-stop van days the screening cost more
+than it brought.
 
 :func:`compile_problem` gives the keyword arguments of ``_lsearch.cost``/``search`` for a
 problem; :func:`search` runs the search on stop positions.
@@ -47,7 +52,10 @@ PATIENCE = 2_000  # kicks in a row without a gain after which the search stops
 RESERVE_S = 0.002  # kept back from the time limit for building the answer
 MIN_SEARCH_S = 0.001  # never hand the search less than this
 TIGHT_WINDOW_SHARE = 0.3  # a day whose windows cover less of it on average is "tight"
-SPLIT_MAX_STOPS = 50  # up to this many stops, a built warm start shares the time
+MULTI_MAX_STOPS = 100  # narrow windows: up to this many stops, several starts are screened
+MULTI_MAX_LOOSE = 50  # wide windows: the same up to this many
+SCREEN_SHARE = 0.15  # of the time, for each start screened
+NN_URGENCY = 0.05  # the nearest neighbour's urgency (greedy.URGENCIES)
 # the C search's rule (bit 0: first improvement in the first descent; bit 1: after kicks)
 RULE_TIGHT = 2  # narrow windows: best moves first, then first improvement
 RULE_LOOSE = 3  # wide windows, a route built from a poor order: first improvement
@@ -129,6 +137,25 @@ def search(
     )
 
 
+def _starts(
+    args: dict[str, Any], warm: list[int], driver: list[int], fixed: bool
+) -> list[list[int]]:
+    """The starts screened on a small day: the warm start, the driver's order, and the
+    greedy's insertion and nearest neighbour from it, each once."""
+    route = np.asarray(driver, dtype=np.int64)
+    out = [warm]
+    for built in (
+        driver,
+        _lsearch.construct(**args, route=route, fixed=int(fixed), method="insertion"),
+        _lsearch.construct(
+            **args, route=route, fixed=int(fixed), method="nearest", urgency=NN_URGENCY
+        ),
+    ):
+        if built not in out:
+            out.append(built)
+    return out
+
+
 class LocalSearchSequencer:
     """The compiled iterated local search from the warm start, for ``params.time_limit_s``.
 
@@ -160,33 +187,39 @@ class LocalSearchSequencer:
         try:
             args = compile_problem(problem, params)
             rule = self.rule if self.rule is not None else choose_rule(problem, repair)
-            starts = [[problem.index[s] for s in problem.current_order]]
+            warm = [problem.index[s] for s in problem.current_order]
+            starts = [warm]
             if (
                 driver_order is not None
                 and not repair
-                and tuple(driver_order) != problem.current_order
+                and len(problem.stops)
+                <= (MULTI_MAX_STOPS if rule == RULE_TIGHT else MULTI_MAX_LOOSE)
                 and problem.is_valid_order(driver_order)
-                and len(problem.stops) <= SPLIT_MAX_STOPS
-                and rule != RULE_TIGHT
             ):
-                starts.insert(0, [problem.index[s] for s in driver_order])
-            best: tuple[list[int], float] | None = None
-            for k, warm in enumerate(starts):
-                left = (deadline - time.perf_counter()) / (len(starts) - k)
-                route, cost, _ = search(
+                starts = _starts(args, warm, [problem.index[s] for s in driver_order], fixed)
+
+            def run(route: list[int], seconds: float) -> tuple[list[int], float]:
+                found, cost, _ = search(
                     args,
-                    warm,
+                    route,
                     fixed,
                     params.seed,
-                    max(MIN_SEARCH_S, left),
+                    max(MIN_SEARCH_S, seconds),
                     self.neighbours,
                     self.patience,
                     rule=rule,
                 )
-                if best is None or cost < best[1]:
-                    best = (route, cost)
+                return found, cost
+
+            if len(starts) == 1:
+                best = run(warm, deadline - time.perf_counter())
+            else:
+                screen = (deadline - time.perf_counter()) * SCREEN_SHARE
+                best = min((run(route, screen) for route in starts), key=lambda rc: rc[1])
+                more = run(best[0], deadline - time.perf_counter())
+                if more[1] < best[1]:
+                    best = more
         except (ValueError, MemoryError) as exc:
             raise SequencerError(f"local search failed: {exc}") from exc
-        assert best is not None
         order = [problem.stops[i].id for i in best[0]]
         return build_result(problem, params, order, self.name, time.perf_counter() - t0)
