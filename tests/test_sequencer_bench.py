@@ -87,10 +87,10 @@ def test_a_day_after_an_event_starts_late_from_the_plan() -> None:
 def test_an_exploratory_run_narrows_to_some_days_and_rows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bench.resequence import first_pass_default, main
+    from bench.resequence import main, session3_default
 
     refs = tmp_path / "refs.json"
-    rows = "default (portfolio),first pass of session 3"
+    rows = "default (portfolio),session 3 default"
     argv = ["--days", "50:van2", "--sequencers", rows, "--long", "0.2", "--repeats", "1"]
     assert main([*argv, "--refs", str(refs)]) == 0
     out = capsys.readouterr().out
@@ -99,8 +99,9 @@ def test_an_exploratory_run_narrows_to_some_days_and_rows(
     assert {line.split(" | ")[3] for line in table} == set(rows.split(","))
     assert all(line.split(" | ")[10] == "0" for line in table)  # no route missing
     assert list(json.loads(refs.read_text())) == ["50:van2"]
-    old = first_pass_default()
-    assert old.primary is not None and not getattr(old.primary, "takes_starts", False)
+    old = session3_default()
+    assert old.primary is not None and getattr(old.primary, "takes_starts", False)
+    assert not getattr(old.fallback, "compiled", True)  # the greedy's starts in Python
     for bad in (["--days", "50:nowhere"], ["--sequencers", "simplex"]):
         with pytest.raises(SystemExit):
             main([*argv[:4], *bad, "--long", "0.2", "--refs", str(refs)])
