@@ -476,14 +476,15 @@ def test_the_descent_rule_follows_the_days_windows() -> None:
 
 def _spy_on_search(
     monkeypatch: pytest.MonkeyPatch,
-) -> list[tuple[list[int], int, float, float]]:
-    """Record each call of the compiled search: start, rule, time limit, cost found."""
-    calls: list[tuple[list[int], int, float, float]] = []
+) -> list[tuple[list[int], int, float, float, int]]:
+    """Record each call of the compiled search: start, rule, time limit, cost found,
+    neighbours."""
+    calls: list[tuple[list[int], int, float, float, int]] = []
     real = lsearch.search
 
     def spy(args, route, fixed, seed, time_limit_s, *a, **kw):  # type: ignore[no-untyped-def]
         out = real(args, route, fixed, seed, time_limit_s, *a, **kw)
-        calls.append((list(route), kw["rule"], time_limit_s, out[1]))
+        calls.append((list(route), kw["rule"], time_limit_s, out[1], a[0]))
         return out
 
     monkeypatch.setattr(lsearch, "search", spy)
@@ -551,6 +552,31 @@ def test_a_small_day_screens_several_starts_and_goes_on_from_the_best(
     assert len(calls) == 1
     with pytest.raises(TypeError):
         LocalSearchSequencer().solve(prob, params, starts=3)  # type: ignore[call-arg]
+
+
+def test_a_large_loose_day_from_a_poor_order_looks_at_more_neighbours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.resequence import van_day
+
+    params = SequencerParams(time_limit_s=0.03)
+    calls = _spy_on_search(monkeypatch)
+    for n, repair, narrow, want in (
+        (150, False, False, lsearch.WIDE_NEIGHBOURS),
+        (150, True, False, lsearch.NEIGHBOURS),  # a repair
+        (100, False, False, lsearch.NEIGHBOURS),  # not large
+        (150, False, True, lsearch.NEIGHBOURS),  # narrow windows
+    ):
+        day = van_day(n, 3)
+        if narrow:
+            day = _solomon("RC1_2_1", n, 2.0)
+        calls.clear()
+        r = LocalSearchSequencer().solve(day, params, repair=repair)
+        assert {c[4] for c in calls} == {want}, (n, repair, narrow)
+        assert day.is_valid_order(r.order)
+    calls.clear()
+    LocalSearchSequencer(neighbours=30).solve(van_day(150, 3), params, repair=False)
+    assert calls[0][4] == 30  # asked for more: kept
 
 
 def test_the_portfolio_tells_the_search_whether_it_repairs_a_plan(
