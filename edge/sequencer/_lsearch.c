@@ -514,6 +514,7 @@ typedef struct {
     int64_t Dtot, Ltot, Otot;
     double Ptot, cost;
     double dnorm; /* n - 1, or 1 */
+    double wdn;   /* the depth weight over dnorm */
     /* clock */
     struct timespec deadline;
     int has_deadline, timed_out;
@@ -638,7 +639,7 @@ static void rebuild(Search *S, int c0)
 
 static inline double lb(const Search *S, int64_t D, int64_t L, int64_t O, double P)
 {
-    return (double)D + S->p->wl * (double)L + S->p->wo * (double)O + S->p->wd * (P / S->dnorm);
+    return (double)D + S->p->wl * (double)L + S->p->wo * (double)O + S->wdn * P;
 }
 
 /* The cost of the route with positions lo..hi replaced by buf[0..hi-lo], or INFINITY if
@@ -1166,6 +1167,7 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
     if (S.K < 0)
         S.K = 0;
     S.dnorm = n > 1 ? (double)(n - 1) : 1.0;
+    S.wdn = p->wd / S.dnorm;
     size_t n1 = (size_t)n + 1;
     S.r = malloc(sizeof(int) * (n1));
     S.pos = malloc(sizeof(int) * (n1));
