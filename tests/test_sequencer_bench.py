@@ -102,6 +102,7 @@ def test_an_exploratory_run_narrows_to_some_days_and_rows(
     old = session3_default()
     assert old.primary is not None and getattr(old.primary, "takes_starts", False)
     assert not getattr(old.fallback, "compiled", True)  # the greedy's starts in Python
+    assert old.target_s == 0.08  # at session 3's aim
     for bad in (["--days", "50:nowhere"], ["--sequencers", "simplex"]):
         with pytest.raises(SystemExit):
             main([*argv[:4], *bad, "--long", "0.2", "--refs", str(refs)])
