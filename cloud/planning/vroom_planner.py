@@ -13,7 +13,9 @@ VROOM's timeout bounds its local search, not its construction heuristics: at 1,0
 a 1.5 s timeout took 7-29 s on the shared 2-core machine under load. So where the process
 can fork safely (no other thread running), VROOM runs in a forked child that is killed at
 the deadline: the solve then says VROOM found no plan in time, and the caller's budget
-holds. A process with other threads (the coordinator's) solves in-process, as before.
+holds. A process with other threads running (a server's) solves in-process, bounded by
+VROOM's timeout alone, as before (the coordinator's solves are bounded by iterations and
+never call VROOM).
 """
 
 from __future__ import annotations
