@@ -57,8 +57,9 @@ def test_a_start_larger_than_the_fleet_cap_is_not_a_crash() -> None:
 
 
 def test_the_distance_phase_searches_afresh_within_the_fleet(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(pyvrp_planner, "FRESH_MIN_S", 0.0)  # a long phase, in short
     inst = solomon_instance("RC202", 60)
     model = solomon_model(inst)
     first = VroomPlanner().solve(model, 1.0)
@@ -81,6 +82,7 @@ def test_the_distance_phase_falls_back_to_the_best_when_a_fresh_search_finds_not
     first = VroomPlanner().solve(model, 1.0)
     assert_feasible_and_complete(inst, first)
     fewer = PyVrpPlanner().fewer_vehicles(model, first, 3.0, polish=False)
+    monkeypatch.setattr(pyvrp_planner, "FRESH_MIN_S", 0.0)
     monkeypatch.setattr(pyvrp_planner, "FRESH_START_SHARE", 0.0)
     with caplog.at_level(logging.INFO, logger="cloud.planning.pyvrp_planner"):
         shorter = PyVrpPlanner().shorten(model, fewer, 1.0)
@@ -97,9 +99,22 @@ def test_on_a_large_day_the_distance_phase_searches_from_the_best(
     model = solomon_model(inst)
     first = VroomPlanner().solve(model, 1.0)
     assert_feasible_and_complete(inst, first)
+    monkeypatch.setattr(pyvrp_planner, "FRESH_MIN_S", 0.0)
     monkeypatch.setattr(pyvrp_planner, "FRESH_MAX_ORDERS", 49)  # this day counts as large
     with caplog.at_level(logging.INFO, logger="cloud.planning.pyvrp_planner"):
         shorter = PyVrpPlanner().shorten(model, first, 0.5)
+    assert "from the best plan" in caplog.text
+    assert_feasible_and_complete(inst, shorter)
+    assert (shorter.vehicles_used, shorter.objective) <= (first.vehicles_used, first.objective)
+
+
+def test_a_short_distance_phase_searches_from_the_best(caplog: pytest.LogCaptureFixture) -> None:
+    inst = solomon_instance("RC101", 50)
+    model = solomon_model(inst)
+    first = VroomPlanner().solve(model, 1.0)
+    assert_feasible_and_complete(inst, first)
+    with caplog.at_level(logging.INFO, logger="cloud.planning.pyvrp_planner"):
+        shorter = PyVrpPlanner().shorten(model, first, 0.5)  # under FRESH_MIN_S
     assert "from the best plan" in caplog.text
     assert_feasible_and_complete(inst, shorter)
     assert (shorter.vehicles_used, shorter.objective) <= (first.vehicles_used, first.objective)
