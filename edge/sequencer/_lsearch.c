@@ -1561,6 +1561,23 @@ PyDoc_STRVAR(cost_doc,
              "arrays: 1-D int64 (depth float64); break_: (earliest, latest, duration);\n"
              "weights: (lateness, overload, depth). Bad input raises ValueError.");
 
+/* A new list of the ``n`` ints of ``a``; NULL with an exception set on failure. */
+static PyObject *int_list(const int *a, int n)
+{
+    PyObject *list = PyList_New(n);
+    if (!list)
+        return NULL;
+    for (int k = 0; k < n; k++) {
+        PyObject *x = PyLong_FromLong(a[k]);
+        if (!x) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, k, x);
+    }
+    return list;
+}
+
 static PyObject *py_cost(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -1662,21 +1679,10 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
         free(r);
         return PyErr_NoMemory();
     }
-    PyObject *order = PyList_New(n);
-    if (!order) {
-        free(r);
-        return NULL;
-    }
-    for (int k = 0; k < n; k++) {
-        PyObject *x = PyLong_FromLong(r[k]);
-        if (!x) {
-            Py_DECREF(order);
-            free(r);
-            return NULL;
-        }
-        PyList_SET_ITEM(order, k, x);
-    }
+    PyObject *order = int_list(r, n);
     free(r);
+    if (!order)
+        return NULL;
     PyObject *stats = Py_BuildValue(
         "{s:L,s:L,s:L,s:L,s:L,s:d,s:O}", "iterations", st.iterations, "evaluations", st.evals,
         "moves", st.moves, "improvements", st.improvements, "mispriced", st.mispriced,
@@ -1762,20 +1768,7 @@ static PyObject *py_construct(PyObject *self, PyObject *args, PyObject *kw)
         free(out);
         return PyErr_NoMemory();
     }
-    PyObject *order = PyList_New(n);
-    if (!order) {
-        free(out);
-        return NULL;
-    }
-    for (int k = 0; k < n; k++) {
-        PyObject *x = PyLong_FromLong(out[k]);
-        if (!x) {
-            Py_DECREF(order);
-            free(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(order, k, x);
-    }
+    PyObject *order = int_list(out, n);
     free(out);
     return order;
 }
