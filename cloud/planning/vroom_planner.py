@@ -10,19 +10,18 @@ VROOM has no seed and is not bounded by iterations: the portfolio never uses it 
 solve that must replay exactly (one with ``iteration_limit``).
 
 VROOM's timeout bounds its local search, not its construction heuristics: at 1,000 orders
-a 1.5 s timeout took 7-29 s on the shared 2-core machine under load. So where the process
-can fork safely (no other thread running), VROOM runs in a forked child that is killed at
-the deadline: the solve then says VROOM found no plan in time, and the caller's budget
-holds. A process with other threads running (a server's) solves in-process, bounded by
-VROOM's timeout alone, as before (the coordinator's solves are bounded by iterations and
-never call VROOM).
+a 1.5 s timeout took 7-29 s on the shared 2-core machine under load. So VROOM runs in a
+forked child that is killed at the deadline: the solve then says VROOM found no plan in
+time, and the caller's budget holds. A child forked from a process with other threads
+could in principle block on a lock one of them held; it is then killed at the same
+deadline, so the caller never waits longer (the coordinator's solves are bounded by
+iterations and never call VROOM).
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -74,10 +73,7 @@ class VroomPlanner:
         t0 = time.perf_counter()
         if not vroom_supports(model):
             return no_solution(model, self.name, 0.0, "VROOM does not support this problem")
-        if threading.active_count() == 1:
-            assignment = _solve_in_child(model, time_limit_s)
-        else:
-            assignment = _solve(model, time_limit_s)
+        assignment = _solve_in_child(model, time_limit_s)
         if isinstance(assignment, str):
             return no_solution(model, self.name, time.perf_counter() - t0, assignment)
         return evaluate(model, assignment, self.name, time.perf_counter() - t0)
