@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -61,23 +62,12 @@ class GreedySequencer:
         best = ev.indices(problem.current_order)
         best_cost = ev.cost(best)
         current = best
-        build = _compiled_builder(problem, params, current, fixed) if self.compiled else None
-        if build is not None:
-            starts = (
-                lambda: build("insertion"),
-                *((lambda: build("insertion in order"),) if self.rebuild_current else ()),
-                *(lambda u=u: build("nearest", u) for u in URGENCIES),
-            )
-        else:
-            starts = (
-                lambda: _insertion(ev, current[:fixed]),
-                *(
-                    (lambda: _insertion(ev, current[:fixed], current),)
-                    if self.rebuild_current
-                    else ()
-                ),
-                *(lambda u=u: _nearest_neighbour(ev, current[:fixed], u) for u in URGENCIES),
-            )
+        build = _builder(ev, problem, params, current, fixed, self.compiled)
+        starts = (
+            lambda: build("insertion"),
+            *((lambda: build("insertion in order"),) if self.rebuild_current else ()),
+            *(lambda u=u: build("nearest", u) for u in URGENCIES),
+        )
         for k, make in enumerate(starts):  # the first always, the others while time is left
             if k and time.perf_counter() > deadline:
                 break
@@ -93,32 +83,42 @@ class GreedySequencer:
         return build_result(problem, params, order, self.name, time.perf_counter() - t0)
 
 
-def _compiled_builder(
-    problem: SequencingProblem, params: SequencerParams, current: list[int], fixed: int
-) -> Callable[..., list[int]] | None:
-    """``build(method, urgency=0.0)``: a start from the compiled constructions, or ``None``
-    where the extension is not built. A construction the extension refuses (``ValueError``)
-    is logged and built in Python instead."""
-    try:
-        from edge.sequencer import _lsearch
-        from edge.sequencer.lsearch import compile_problem
-    except ImportError:
-        log.debug("the compiled extension is not built; the greedy builds its starts in Python")
-        return None
-    ev = Evaluator(problem, params)
+def _builder(
+    ev: Evaluator,
+    problem: SequencingProblem,
+    params: SequencerParams,
+    current: list[int],
+    fixed: int,
+    compiled: bool,
+) -> Callable[..., list[int]]:
+    """``build(method, urgency=0.0)``: one of the starts (``insertion``, ``insertion in
+    order``, ``nearest``), from the compiled constructions with ``compiled`` where the
+    extension is built, else in Python. A construction the extension refuses
+    (``ValueError``) is logged and built in Python instead."""
+    lib: Any = None
+    if compiled:
+        try:
+            from edge.sequencer import _lsearch
+            from edge.sequencer.lsearch import compile_problem
+
+            lib = _lsearch
+        except ImportError:
+            log.debug("the compiled extension is not built; the greedy builds its starts in Python")
     route = np.asarray(current, dtype=np.int64)
     args: dict[str, object] | None = None
 
     def build(method: str, urgency: float = 0.0) -> list[int]:
         nonlocal args
-        try:
-            if args is None:
-                args = compile_problem(problem, params)
-            return _lsearch.construct(
-                **args, route=route, fixed=fixed, method=method, urgency=urgency
-            )
-        except (ValueError, MemoryError) as exc:
-            log.warning("compiled %s start failed (%s); built in Python", method, exc)
+        if lib is not None:
+            try:
+                if args is None:
+                    args = compile_problem(problem, params)
+                order: list[int] = lib.construct(
+                    **args, route=route, fixed=fixed, method=method, urgency=urgency
+                )
+                return order
+            except (ValueError, MemoryError) as exc:
+                log.warning("compiled %s start failed (%s); built in Python", method, exc)
         if method == "nearest":
             return _nearest_neighbour(ev, current[:fixed], urgency)
         return _insertion(ev, current[:fixed], current if method == "insertion in order" else None)
