@@ -41,6 +41,7 @@ import numpy as np
 
 from edge.sequencer import _lsearch
 from edge.sequencer.base import build_result
+from edge.sequencer.greedy import URGENCIES
 from edge.sequencer.problem import (
     SequencerError,
     SequenceResult,
@@ -60,7 +61,6 @@ TIGHT_WINDOW_SHARE = 0.3  # a day whose windows cover less of it on average is "
 MULTI_MAX_STOPS = 100  # narrow windows: up to this many stops, several starts are screened
 MULTI_MAX_LOOSE = 50  # wide windows: the same up to this many
 SCREEN_SHARE = 0.15  # of the time, for each start screened
-NN_URGENCY = 0.05  # the nearest neighbour's urgency (greedy.URGENCIES)
 # the C search's rule (bit 0: first improvement in the first descent; bit 1: after kicks)
 RULE_TIGHT = 2  # narrow windows: best moves first, then first improvement
 RULE_LOOSE = 3  # wide windows, a route built from a poor order: first improvement
@@ -152,8 +152,9 @@ def _starts(
     for built in (
         driver,
         _lsearch.construct(**args, route=route, fixed=int(fixed), method="insertion"),
-        _lsearch.construct(
-            **args, route=route, fixed=int(fixed), method="nearest", urgency=NN_URGENCY
+        *(
+            _lsearch.construct(**args, route=route, fixed=int(fixed), method="nearest", urgency=u)
+            for u in URGENCIES
         ),
     ):
         if built not in out:
