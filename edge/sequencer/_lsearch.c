@@ -1546,6 +1546,18 @@ static int *route_of(Prob *p, PyObject *route)
     return r;
 }
 
+/* route_of for a search or a construction, which keeps the first ``fixed`` stops: fixed=1
+   needs a stop to keep. On failure p is freed and a Python error is set. */
+static int *start_of(Prob *p, PyObject *route, int fixed)
+{
+    if (fixed && p->m == 0) {
+        prob_free(p);
+        PyErr_SetString(PyExc_ValueError, "fixed=1 needs at least one stop");
+        return NULL;
+    }
+    return route_of(p, route);
+}
+
 #define PROBLEM_KW                                                                          \
     "travel_time", "distance", "nodes", "ready", "due", "service", "dload", "depth", "route", \
         "start_node", "start_time", "end_node", "shift_end", "capacity", "initial_load",     \
@@ -1658,12 +1670,7 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
                   end_node, shift_end, capacity, initial_load, brk, wl, wo, wd) < 0)
         return NULL;
     int n = p.m;
-    if (fixed && n == 0) {
-        prob_free(&p);
-        PyErr_SetString(PyExc_ValueError, "fixed=1 needs at least one stop");
-        return NULL;
-    }
-    int *r = route_of(&p, route);
+    int *r = start_of(&p, route, fixed);
     if (!r)
         return NULL;
     Stats st;
@@ -1745,12 +1752,7 @@ static PyObject *py_construct(PyObject *self, PyObject *args, PyObject *kw)
                   end_node, shift_end, capacity, initial_load, brk, wl, wo, wd) < 0)
         return NULL;
     int n = p.m;
-    if (fixed && n == 0) {
-        prob_free(&p);
-        PyErr_SetString(PyExc_ValueError, "fixed=1 needs at least one stop");
-        return NULL;
-    }
-    int *r = route_of(&p, route);
+    int *r = start_of(&p, route, fixed);
     if (!r)
         return NULL;
     int *out = malloc(sizeof(int) * (size_t)(n + 1));
