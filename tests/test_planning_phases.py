@@ -16,7 +16,7 @@ from cloud.planning import (
     pyvrp_planner,
     solomon_problem,
 )
-from cloud.planning.evaluate import assignment_of, no_solution
+from cloud.planning.evaluate import no_solution
 from cloud.planning.pyvrp_planner import PyVrpPlanner
 from cloud.planning.vroom_planner import VroomPlanner
 from tests.planning_checks import (
@@ -33,27 +33,10 @@ def test_distance_phase_keeps_to_the_fleet_it_is_given() -> None:
     first = pyvrp.solve(model, 0.5)
     assert_feasible_and_complete(inst, first)
     k = first.vehicles_used
-    held = pyvrp.solve(model, 0.5, start=assignment_of(model, first), max_vehicles=k)
+    held = pyvrp.shorten(model, first, 0.5)  # a short phase: from ``first``, within k
     assert_feasible_and_complete(inst, held)
     assert held.vehicles_used <= k
     assert held.objective <= first.objective  # the start is in the search: never worse
-
-
-def test_a_start_larger_than_the_fleet_cap_is_not_a_crash() -> None:
-    inst = solomon_instance("R101", 40)
-    model = solomon_model(inst)
-    pyvrp = PyVrpPlanner()
-    first = pyvrp.solve(model, 0.5)
-    assert first.status is PlanStatus.COMPLETE and first.vehicles_used > 1
-    k = first.vehicles_used - 1
-    result = pyvrp.solve(model, 0.5, start=assignment_of(model, first), max_vehicles=k)
-    # The start is rejected (too many routes): PyVRP searches from scratch within k.
-    assert result.status in (PlanStatus.COMPLETE, PlanStatus.NO_SOLUTION)
-    if result.status is PlanStatus.COMPLETE:
-        assert_feasible_and_complete(inst, result)
-        assert result.vehicles_used <= k
-    else:
-        assert result.routes == ()
 
 
 def test_the_distance_phase_searches_afresh_within_the_fleet(

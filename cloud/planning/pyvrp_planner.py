@@ -65,23 +65,12 @@ class PyVrpPlanner:
         model: Model,
         time_limit_s: float,
         start: Mapping[int, Sequence[int]] | None = None,
-        *,
-        max_vehicles: int | None = None,
     ) -> PlanResult:
-        """Search from ``start`` (vehicle → orders) if given, else from the current plan.
-
-        ``max_vehicles`` caps the fleet PyVRP may use when it sees one vehicle type (the
-        distance phase after the fleet phase: searching within the fleet found, rather than
-        among every vehicle, shortens routes faster); ``start`` must fit within it.
-        """
+        """Search from ``start`` (vehicle → orders) if given, else from the current plan."""
         t0 = time.perf_counter()
         if not model.orders or not model.vehicles:
             return evaluate(model, {}, self.name, time.perf_counter() - t0)
         data, groups = _build(model)
-        if max_vehicles is not None and data.num_vehicle_types == 1:
-            fleet = data.vehicle_type(0)
-            cap = max(1, min(max_vehicles, fleet.num_available))
-            data = data.replace(vehicle_types=[fleet.replace(num_available=cap)])
         budget = max(time_limit_s - (time.perf_counter() - t0), _MIN_BUDGET_S)
         stop: Any = MaxRuntime(budget)
         if model.params.iteration_limit is not None:
@@ -124,9 +113,8 @@ class PyVrpPlanner:
         data, groups = _build(model)
         if data.num_vehicle_types != 1:
             return best
-        fleet = data.vehicle_type(0)
-        cap = max(1, min(best.vehicles_used, fleet.num_available))
-        data = data.replace(vehicle_types=[fleet.replace(num_available=cap)])
+        data = _held_to(data, best.vehicles_used)
+        cap = data.vehicle_type(0).num_available
         seed = model.params.seed
         budget = time_limit_s - (time.perf_counter() - t0)
         if budget < 2 * _MIN_BUDGET_S:
@@ -174,7 +162,6 @@ class PyVrpPlanner:
         data, groups = _build(model)
         if data.num_vehicle_types != 1 or any(o.optional for o in model.orders):
             return best
-        fleet = data.vehicle_type(0)
         seed = model.params.seed
         found, k = None, best.vehicles_used
         while k - 1 >= _fleet_lower_bound(model):
@@ -184,7 +171,7 @@ class PyVrpPlanner:
             limit = left * FLEET_SEARCH_SHARE
             if try_limit_s is not None:
                 limit = min(limit if polish else left, try_limit_s)
-            smaller = data.replace(vehicle_types=[fleet.replace(num_available=k - 1)])
+            smaller = _held_to(data, k - 1)
             stop = MultipleCriteria([FirstFeasible(), MaxRuntime(limit)])
             res = _quiet_solve(smaller, stop, seed, None)
             logger.info(
@@ -213,6 +200,13 @@ class PyVrpPlanner:
         fewer = evaluate(model, _assignment(sol, groups), self.name, seconds)
         logger.info("fleet phase: %d -> %d vehicles", best.vehicles_used, fewer.vehicles_used)
         return fewer if _key(fewer) < _key(best) else best
+
+
+def _held_to(data: Any, vehicles: int) -> Any:
+    """``data`` (one vehicle type) with at most ``vehicles`` of it, and at least one."""
+    fleet = data.vehicle_type(0)
+    cap = max(1, min(vehicles, fleet.num_available))
+    return data.replace(vehicle_types=[fleet.replace(num_available=cap)])
 
 
 class _NoFeasibleBy:
