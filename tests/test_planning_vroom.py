@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from cloud.planning import PlanningParams, PlanStatus, hierarchical_params, plan, solomon_problem
 from cloud.planning import vroom_planner as vp
 from cloud.planning.model import build_model
+from cloud.planning.portfolio import LARGE_DAY_VROOM_SHARE, VROOM_SHARE, PortfolioPlanner
 from cloud.planning.vroom_planner import VroomPlanner
 from routing import read_instance
 from tests.helpers import DATA_DIR
@@ -36,7 +38,7 @@ def test_a_vroom_solve_that_cannot_finish_is_stopped_at_its_deadline(thousand: o
     assert result.routes == ()
 
 
-def test_auto_keeps_its_budget_on_a_day_vroom_cannot_plan_in_time(thousand: object) -> None:
+def test_auto_keeps_its_budget_on_a_thousand_order_day(thousand: object) -> None:
     problem = solomon_problem(thousand)
     params = hierarchical_params(PlanningParams(time_limit_s=6))
     t0 = time.perf_counter()
@@ -46,6 +48,57 @@ def test_auto_keeps_its_budget_on_a_day_vroom_cannot_plan_in_time(thousand: obje
     assert result.status in (PlanStatus.COMPLETE, PlanStatus.PARTIAL, PlanStatus.NO_SOLUTION)
     if result.status is PlanStatus.COMPLETE:
         assert_feasible_and_complete(thousand, result)
+
+
+def test_on_a_large_day_vroom_runs_its_construction_only(
+    thousand: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # VROOM's timeout does not bound its construction, which is what a large day wants from
+    # it: the search is all but cut, and the solve ends when the construction does.
+    def told(model: object, time_limit_s: float) -> str:
+        return f"timeout {time_limit_s:.3f}"
+
+    monkeypatch.setattr(vp, "_solve", told)  # the forked child inherits the patch
+    large = VroomPlanner().solve(solomon_model(thousand), 4.0)
+    small = VroomPlanner().solve(solomon_model(solomon_instance("C101", 20)), 4.0)
+    assert large.message == f"timeout {vp.LARGE_DAY_SEARCH_S:.3f}"
+    assert small.message == f"timeout {vp.CHILD_TIMEOUT_SHARE * 4.0:.3f}"
+
+
+def test_vroom_s_construction_plans_a_thousand_order_day(thousand: object) -> None:
+    # The generous deadline is only a bound: construction alone took 0.8-1.4 s here.
+    result = VroomPlanner().solve(solomon_model(thousand), 20.0)
+    assert_feasible_and_complete(thousand, result)
+
+
+def test_auto_gives_vroom_a_longer_deadline_on_a_large_day(
+    thousand: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shares: list[float] = []
+    solve = VroomPlanner.solve
+
+    def recorded(self: VroomPlanner, model: object, time_limit_s: float) -> object:
+        shares.append(time_limit_s)
+        return solve(self, model, time_limit_s)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(VroomPlanner, "solve", recorded)
+    for inst in (solomon_instance("C101", 30), thousand):
+        model = build_model(
+            solomon_problem(inst), hierarchical_params(PlanningParams(time_limit_s=3))
+        )
+        PortfolioPlanner().solve(model, 3.0)
+    assert shares[0] == pytest.approx(VROOM_SHARE * 3.0)
+    assert shares[1] == pytest.approx(LARGE_DAY_VROOM_SHARE * 3.0)
+    assert LARGE_DAY_VROOM_SHARE > VROOM_SHARE
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32])
+def test_a_matrix_vroom_cannot_hold_is_refused(bad: int) -> None:
+    matrix = np.zeros((3, 3), dtype=np.int64)
+    matrix[0, 1] = bad
+    with pytest.raises(ValueError, match="VROOM matrix values"):
+        vp._matrix(matrix)
+    assert vp._matrix(np.ones((2, 2), dtype=np.int64)).dtype == np.uint32
 
 
 def test_a_forked_vroom_solve_returns_its_plan() -> None:

@@ -41,9 +41,16 @@ logger = logging.getLogger(__name__)
 EXPLORATION_LEVEL = 4
 """Level 5 doubles the time for little: 4 reached R103's 13 vehicles in 4.5 s, 5 in 9 s."""
 LARGE_DAY_ORDERS = 400
-LARGE_DAY_LEVEL = 1
+LARGE_DAY_LEVEL = 0
 """Above ``LARGE_DAY_ORDERS`` the construction dominates: at 1,000 orders level 4 took 4-21 s
-with a 1.5 s timeout, level 1 1.6-3 s for the same fleets (C1_10_1 100, RC2_10_1 25)."""
+with a 1.5 s timeout, level 1 1.3-2.5 s and level 0 0.8-1.4 s (quiet machine) for fleets
+within one vehicle of each other; from either, the 10 s plans of the six 1,000-order
+Homberger days needed the same 369 vehicles in all."""
+LARGE_DAY_SEARCH_S = 0.05
+"""VROOM's own timeout on a large day. There VROOM is wanted for its construction (a small
+fleet, which PyVRP's fleet phase then improves), and the timeout does not bound the
+construction: at 1,000 orders VROOM returned 0.9-2 s after its timeout. So its search is
+all but cut, and the solve returns as soon as the construction is done."""
 THREADS = 2
 _MIN_BUDGET_S = 0.05
 KILL_GRACE_S = 0.1
@@ -105,7 +112,10 @@ def _solve_in_child(model: Model, time_limit_s: float) -> dict[int, list[int]] |
     deadline = time.perf_counter() + max(time_limit_s, _MIN_BUDGET_S)
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
-    timeout = CHILD_TIMEOUT_SHARE * time_limit_s
+    if len(model.orders) > LARGE_DAY_ORDERS:
+        timeout = min(LARGE_DAY_SEARCH_S, CHILD_TIMEOUT_SHARE * time_limit_s)
+    else:
+        timeout = CHILD_TIMEOUT_SHARE * time_limit_s
     child = ctx.Process(target=_child, args=(model, timeout, sender), daemon=True)
     child.start()
     sender.close()
@@ -134,6 +144,14 @@ def _child(model: Model, time_limit_s: float, sender: Any) -> None:
     sender.close()
 
 
+def _matrix(a: np.ndarray) -> np.ndarray:
+    """``a`` as the unsigned 32-bit matrix VROOM takes (given as is, not as lists: 0.2 s less
+    at 1,000 orders); a value it cannot hold is an error, never a wrapped number."""
+    if a.size and (a.min() < 0 or a.max() > np.iinfo(np.uint32).max):
+        raise ValueError(f"VROOM matrix values must lie in 0..2**32-1, not {a.min()}..{a.max()}")
+    return np.ascontiguousarray(a, dtype=np.uint32)
+
+
 def _build(model: Model) -> vroom.Input:
     depot_locs: list[int] = []
     for cv in model.vehicles:
@@ -158,8 +176,8 @@ def _build(model: Model) -> vroom.Input:
             dur = model.time_matrix(v, locs, service) - service[:, None]
             np.fill_diagonal(cost, 0)
             np.fill_diagonal(dur, 0)
-            inp.set_durations_matrix(name, dur.tolist())
-            inp.set_costs_matrix(name, cost.tolist())
+            inp.set_durations_matrix(name, _matrix(dur))
+            inp.set_costs_matrix(name, _matrix(cost))
         extra = {}
         if dims_size:
             extra["capacity"] = [big_size if cv.capacity is None else cv.capacity]
