@@ -167,11 +167,12 @@ def report(rows: list[dict[str, str]], seconds: list[int]) -> None:
                 f"({t['gap_n']}), infeasible {t['infeasible']}"
             )
         for peer in [s for s in solvers if s != "wayline"]:
+            psec = vroom_s if peer in UNBUDGETED else sec
             h: Counter[str] = Counter()
             lost: list[str] = []
             for name in names:
                 a = res.get((name, sec, "wayline"))
-                p = res.get((name, vroom_s if peer in UNBUDGETED else sec, peer))
+                p = res.get((name, psec, peer))
                 if a and p:
                     v = _versus(a, p)
                     h[v] += 1
@@ -180,6 +181,31 @@ def report(rows: list[dict[str, str]], seconds: list[int]) -> None:
             print(f"wayline vs {peer}: wins {h['win']}, losses {h['loss']}, ties {h['tie']}")
             if lost:
                 print("  lost: " + ", ".join(lost))
+            both = _gaps_where_both_reach_bks(res, names, bks, (sec, "wayline"), (psec, peer))
+            if both:
+                mine, theirs = (sum(g) / len(both) for g in zip(*both, strict=True))
+                print(
+                    f"  on the {len(both)} where both reach the BKS fleet, mean gap: "
+                    f"wayline {mine:.2f}%, {peer} {theirs:.2f}%"
+                )
+
+
+def _gaps_where_both_reach_bks(
+    res: dict[tuple[str, str, str], tuple[int, float, bool]],
+    names: list[str],
+    bks: dict[str, tuple[int, float]],
+    a: tuple[str, str],
+    b: tuple[str, str],
+) -> list[tuple[float, float]]:
+    """Per instance where runs ``a`` and ``b`` (seconds, solver) both reach the BKS fleet
+    feasibly: their distance gaps to the BKS in %. A like-for-like mean of quality."""
+    out = []
+    for name in names:
+        best = bks.get(name.upper())
+        ra, rb = res.get((name, *a)), res.get((name, *b))
+        if best and ra and rb and all(r[2] and r[0] <= best[0] for r in (ra, rb)):
+            out.append((100 * (ra[1] / best[1] - 1), 100 * (rb[1] / best[1] - 1)))
+    return out
 
 
 def _versus(a: tuple[int, float, bool], b: tuple[int, float, bool]) -> str:

@@ -59,3 +59,31 @@ def test_resume_skips_rows_done_and_appends_the_rest(tmp_path: Path, probe: list
     assert probe == [1.0, 2.0]
     assert [r["seconds"] for r in _rows(path)] == ["1", "2"]
     assert path.read_text().startswith(",".join(bench_plan.FIELDS) + "\n")
+
+
+def test_quality_is_compared_where_both_reach_the_bks_fleet(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bks = bench_plan.load_bks()
+    c101, r101 = bks["C101"], bks["R101"]
+
+    def row(name: str, solver: str, k: int, d: float, ok: bool = True) -> dict[str, str]:
+        return {
+            "instance": name,
+            "seconds": "10",
+            "solver": solver,
+            "vehicles": str(k),
+            "distance": f"{d:.2f}",
+            "feasible": str(ok),
+        }
+
+    rows = [
+        row("C101", "wayline", c101[0], c101[1] * 1.01),
+        row("C101", "pyvrp", c101[0], c101[1] * 1.03),
+        row("R101", "wayline", r101[0], r101[1] * 1.02),  # pyvrp one vehicle more: left out
+        row("R101", "pyvrp", r101[0] + 1, r101[1]),
+    ]
+    bench_plan.report(rows, [10])
+    out = capsys.readouterr().out
+    assert "wayline vs pyvrp: wins 2, losses 0, ties 0" in out
+    assert "on the 1 where both reach the BKS fleet, mean gap: wayline 1.00%, pyvrp 3.00%" in out
