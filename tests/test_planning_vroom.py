@@ -12,7 +12,12 @@ import pytest
 from cloud.planning import PlanningParams, PlanStatus, hierarchical_params, plan, solomon_problem
 from cloud.planning import vroom_planner as vp
 from cloud.planning.model import build_model
-from cloud.planning.portfolio import LARGE_DAY_VROOM_SHARE, VROOM_SHARE, PortfolioPlanner
+from cloud.planning.portfolio import (
+    FLEET_END,
+    LARGE_DAY_VROOM_SHARE,
+    VROOM_SHARE,
+    PortfolioPlanner,
+)
 from cloud.planning.vroom_planner import VroomPlanner
 from routing import read_instance
 from tests.helpers import DATA_DIR
@@ -55,14 +60,15 @@ def test_on_a_large_day_vroom_runs_its_construction_only(
 ) -> None:
     # VROOM's timeout does not bound its construction, which is what a large day wants from
     # it: the search is all but cut, and the solve ends when the construction does.
-    def told(model: object, time_limit_s: float) -> str:
+    def told(model: object, time_limit_s: float, *_: object) -> str:
         return f"timeout {time_limit_s:.3f}"
 
     monkeypatch.setattr(vp, "_solve", told)  # the forked child inherits the patch
     large = VroomPlanner().solve(solomon_model(thousand), 4.0)
     small = VroomPlanner().solve(solomon_model(solomon_instance("C101", 20)), 4.0)
     assert large.message == f"timeout {vp.LARGE_DAY_SEARCH_S:.3f}"
-    assert small.message == f"timeout {vp.CHILD_TIMEOUT_SHARE * 4.0:.3f}"
+    assert small.message == f"timeout {4.0 - vp.CHILD_MARGIN_S:.3f}"
+    assert vp.child_timeout(1.0) == pytest.approx(vp.CHILD_TIMEOUT_SHARE)
 
 
 def test_vroom_s_construction_plans_a_thousand_order_day(thousand: object) -> None:
@@ -77,9 +83,9 @@ def test_auto_gives_vroom_a_longer_deadline_on_a_large_day(
     shares: list[float] = []
     solve = VroomPlanner.solve
 
-    def recorded(self: VroomPlanner, model: object, time_limit_s: float) -> object:
+    def recorded(self: VroomPlanner, model: object, time_limit_s: float, **kw: int) -> object:
         shares.append(time_limit_s)
-        return solve(self, model, time_limit_s)  # type: ignore[arg-type]
+        return solve(self, model, time_limit_s, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(VroomPlanner, "solve", recorded)
     for inst in (solomon_instance("C101", 30), thousand):
@@ -101,6 +107,53 @@ def test_a_matrix_vroom_cannot_hold_is_refused(bad: int) -> None:
     assert vp._matrix(np.ones((2, 2), dtype=np.int64)).dtype == np.uint32
 
 
+def test_a_started_vroom_solve_runs_while_the_caller_works() -> None:
+    inst = solomon_instance("RC101", 50)
+    t0 = time.perf_counter()
+    run = VroomPlanner().start(solomon_model(inst), 3.0, threads=1)
+    assert time.perf_counter() - t0 < 1.0  # returned before the solve could end
+    result = run.result()
+    assert_feasible_and_complete(inst, result)
+    assert run.result().routes == result.routes  # collected once, kept
+
+
+def test_a_cancelled_vroom_run_is_stopped_and_says_so(thousand: object) -> None:
+    run = VroomPlanner().start(solomon_model(thousand), 30.0)
+    child = run._child
+    run.cancel()
+    assert not child.is_alive()
+    result = run.result()
+    assert result.status is PlanStatus.NO_SOLUTION
+    assert result.message == "VROOM cancelled"
+
+
+def test_auto_runs_a_second_vroom_search_beside_the_fleet_phase(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs: list[tuple[float, int, vp.VroomRun]] = []
+    start = VroomPlanner.start
+
+    def recorded(
+        self: VroomPlanner, model: object, time_limit_s: float, *, threads: int = 2
+    ) -> vp.VroomRun:
+        run = start(self, model, time_limit_s, threads=threads)  # type: ignore[arg-type]
+        runs.append((time_limit_s, threads, run))
+        return run
+
+    monkeypatch.setattr(VroomPlanner, "start", recorded)
+    inst = solomon_instance("R103")
+    model = build_model(solomon_problem(inst), hierarchical_params(PlanningParams(time_limit_s=4)))
+    result = PortfolioPlanner().solve(model, 4.0)
+    assert_feasible_and_complete(inst, result)
+    beside, short = runs
+    # the search beside the fleet phase ends with it; the short one is the phase's start
+    assert beside[0] == pytest.approx(FLEET_END * 4.0, abs=0.1)
+    assert short[0] == pytest.approx(VROOM_SHARE * 4.0)
+    assert beside[1] == short[1] == 1  # one core each
+    assert result.objective <= beside[2].result().objective  # its plan was in the running
+    assert beside[2]._child is None  # collected and reaped
+
+
 def test_a_forked_vroom_solve_returns_its_plan() -> None:
     inst = solomon_instance("RC101", 50)
     result = VroomPlanner().solve(solomon_model(inst), 2.0)
@@ -111,7 +164,7 @@ def test_a_forked_vroom_solve_returns_its_plan() -> None:
 def test_vroom_failing_in_its_child_is_a_clear_no_solution(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(model: object, time_limit_s: float) -> dict[int, list[int]]:
+    def broken(model: object, time_limit_s: float, *_: object) -> dict[int, list[int]]:
         raise RuntimeError("matrix too large")
 
     monkeypatch.setattr(vp, "_solve", broken)  # the forked child inherits the patch
@@ -121,7 +174,7 @@ def test_vroom_failing_in_its_child_is_a_clear_no_solution(
 
 
 def test_a_child_that_dies_without_a_word_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    def dies(model: object, time_limit_s: float) -> dict[int, list[int]]:
+    def dies(model: object, time_limit_s: float, *_: object) -> dict[int, list[int]]:
         import os
 
         os._exit(3)
@@ -148,7 +201,7 @@ def test_with_other_threads_running_vroom_still_solves_in_a_child(
         result = VroomPlanner().solve(model, 1.0)
         assert_feasible_and_complete(inst, result)
 
-        def dies(model: object, time_limit_s: float) -> dict[int, list[int]]:
+        def dies(model: object, time_limit_s: float, *_: object) -> dict[int, list[int]]:
             import os
 
             os._exit(4)

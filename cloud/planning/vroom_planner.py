@@ -34,7 +34,7 @@ from cloud.planning.model import ANYWHERE, Model
 from cloud.planning.problem import OrderKind
 from cloud.planning.result import PlanResult
 
-__all__ = ["VroomPlanner", "vroom_supports"]
+__all__ = ["VroomPlanner", "VroomRun", "vroom_supports"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,10 @@ _MIN_BUDGET_S = 0.05
 KILL_GRACE_S = 0.1
 """How long past its deadline a forked VROOM solve may take to hand its plan over."""
 CHILD_TIMEOUT_SHARE = 0.75
-"""A forked VROOM's own timeout, as a share of its budget: VROOM overruns its timeout a
-little even on small problems, and the rest of the budget is that margin."""
+CHILD_MARGIN_S = 0.5
+"""A forked VROOM's own timeout is its budget less a margin of ``1 - CHILD_TIMEOUT_SHARE``
+of it, at most ``CHILD_MARGIN_S``: VROOM overruns its timeout a little even on small
+problems, by about the time its construction takes."""
 
 
 def vroom_supports(model: Model) -> bool:
@@ -71,22 +73,91 @@ def vroom_supports(model: Model) -> bool:
     )
 
 
+def child_timeout(time_limit_s: float) -> float:
+    """VROOM's own timeout in a child with a budget of ``time_limit_s``."""
+    return time_limit_s - min((1 - CHILD_TIMEOUT_SHARE) * time_limit_s, CHILD_MARGIN_S)
+
+
 class VroomPlanner:
     """Plans with VROOM at its top exploration level, bounded by its timeout."""
 
     name = "vroom"
 
-    def solve(self, model: Model, time_limit_s: float) -> PlanResult:
-        t0 = time.perf_counter()
+    def solve(self, model: Model, time_limit_s: float, *, threads: int = THREADS) -> PlanResult:
+        """VROOM's plan within ``time_limit_s`` (waits for it)."""
+        return self.start(model, time_limit_s, threads=threads).result()
+
+    def start(self, model: Model, time_limit_s: float, *, threads: int = THREADS) -> VroomRun:
+        """Start a solve in a forked child and return at once: the caller goes on with
+        other work (the portfolio runs PyVRP beside it) and collects the plan later."""
+        return VroomRun(model, time_limit_s, threads)
+
+
+class VroomRun:
+    """One VROOM solve running in a forked child, killed at its deadline."""
+
+    def __init__(self, model: Model, time_limit_s: float, threads: int) -> None:
+        self._model = model
+        self._t0 = time.perf_counter()
+        self._budget = time_limit_s
+        self._deadline = self._t0 + max(time_limit_s, _MIN_BUDGET_S)
+        self._answer: dict[int, list[int]] | str | None = None
+        self._child: Any = None
         if not vroom_supports(model):
-            return no_solution(model, self.name, 0.0, "VROOM does not support this problem")
-        assignment = _solve_in_child(model, time_limit_s)
-        if isinstance(assignment, str):
-            return no_solution(model, self.name, time.perf_counter() - t0, assignment)
-        return evaluate(model, assignment, self.name, time.perf_counter() - t0)
+            self._answer = "VROOM does not support this problem"
+            return
+        if len(model.orders) > LARGE_DAY_ORDERS:
+            timeout = min(LARGE_DAY_SEARCH_S, child_timeout(time_limit_s))
+        else:
+            timeout = child_timeout(time_limit_s)
+        ctx = multiprocessing.get_context("fork")
+        self._receiver, sender = ctx.Pipe(duplex=False)
+        self._child = ctx.Process(
+            target=_child, args=(model, timeout, threads, sender), daemon=True
+        )
+        self._child.start()
+        sender.close()
+
+    def result(self) -> PlanResult:
+        """The plan, waiting for it at most until the deadline (and ``KILL_GRACE_S``)."""
+        if self._answer is None:
+            self._answer = self._collect()
+        seconds = time.perf_counter() - self._t0
+        if isinstance(self._answer, str):
+            return no_solution(self._model, VroomPlanner.name, seconds, self._answer)
+        return evaluate(self._model, self._answer, VroomPlanner.name, seconds)
+
+    def cancel(self) -> None:
+        """Stop the child now, if it still runs; ``result`` then says so."""
+        if self._answer is None:
+            self._answer = "VROOM cancelled"
+            self._stop()
+
+    def _collect(self) -> dict[int, list[int]] | str:
+        child, receiver = self._child, self._receiver
+        try:
+            if receiver.poll(max(self._deadline - time.perf_counter(), 0.0) + KILL_GRACE_S):
+                answer: Any = receiver.recv()
+                return answer if isinstance(answer, dict | str) else "VROOM: unexpected answer"
+            logger.info("VROOM: no plan within %.2f s; stopped", self._budget)
+            return "VROOM found no plan in time"
+        except EOFError:
+            child.join(KILL_GRACE_S)  # closed its end by exiting: reap it for the exit code
+            return f"VROOM stopped without a plan (exit code {child.exitcode})"
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._child is None:
+            return
+        if self._child.is_alive():
+            self._child.kill()
+        self._child.join()
+        self._receiver.close()
+        self._child = None
 
 
-def _solve(model: Model, time_limit_s: float) -> dict[int, list[int]]:
+def _solve(model: Model, time_limit_s: float, threads: int = THREADS) -> dict[int, list[int]]:
     """VROOM's plan as vehicle → orders (bounded by VROOM's own timeout only)."""
     t0 = time.perf_counter()
     inp = _build(model)
@@ -94,7 +165,7 @@ def _solve(model: Model, time_limit_s: float) -> dict[int, list[int]]:
     large = len(model.orders) > LARGE_DAY_ORDERS
     sol = inp.solve(
         exploration_level=LARGE_DAY_LEVEL if large else EXPLORATION_LEVEL,
-        nb_threads=THREADS,
+        nb_threads=threads,
         timeout=timedelta(seconds=budget),
     )
     assignment: dict[int, list[int]] = {}
@@ -107,37 +178,9 @@ def _solve(model: Model, time_limit_s: float) -> dict[int, list[int]]:
     return assignment
 
 
-def _solve_in_child(model: Model, time_limit_s: float) -> dict[int, list[int]] | str:
-    """``_solve`` in a forked child, killed at ``time_limit_s``; a message if it has no plan."""
-    deadline = time.perf_counter() + max(time_limit_s, _MIN_BUDGET_S)
-    ctx = multiprocessing.get_context("fork")
-    receiver, sender = ctx.Pipe(duplex=False)
-    if len(model.orders) > LARGE_DAY_ORDERS:
-        timeout = min(LARGE_DAY_SEARCH_S, CHILD_TIMEOUT_SHARE * time_limit_s)
-    else:
-        timeout = CHILD_TIMEOUT_SHARE * time_limit_s
-    child = ctx.Process(target=_child, args=(model, timeout, sender), daemon=True)
-    child.start()
-    sender.close()
+def _child(model: Model, time_limit_s: float, threads: int, sender: Any) -> None:
     try:
-        if receiver.poll(max(deadline - time.perf_counter(), 0.0) + KILL_GRACE_S):
-            answer: Any = receiver.recv()
-            return answer if isinstance(answer, dict | str) else "VROOM: unexpected answer"
-        logger.info("VROOM: no plan within %.2f s; stopped", time_limit_s)
-        return "VROOM found no plan in time"
-    except EOFError:
-        child.join(KILL_GRACE_S)  # closed its end by exiting: reap it for the exit code
-        return f"VROOM stopped without a plan (exit code {child.exitcode})"
-    finally:
-        if child.is_alive():
-            child.kill()
-        child.join()
-        receiver.close()
-
-
-def _child(model: Model, time_limit_s: float, sender: Any) -> None:
-    try:
-        answer: dict[int, list[int]] | str = _solve(model, time_limit_s)
+        answer: dict[int, list[int]] | str = _solve(model, time_limit_s, threads)
     except Exception as exc:  # the parent reports it; the child has no one else to tell
         answer = f"VROOM failed: {exc}"
     sender.send(answer)
