@@ -6,7 +6,11 @@ PyVRP asked for a feasible plan under a hard fleet limit finds smaller fleets st
 ``auto``, when the solve need not replay by iterations:
 
 * gives VROOM a short share of the budget for a first plan (when it can represent the
-  problem);
+  problem; on a day of more than ``LARGE_DAY_ORDERS`` orders, VROOM's construction only,
+  with a longer deadline);
+* on a one-kind fleet of up to ``LARGE_DAY_ORDERS`` orders, runs a second VROOM search on
+  the other core beside the fleet phase, until the phase ends, and keeps its plan where
+  it is better (fewer vehicles, or as many and shorter);
 * with one vehicle kind and every order required, starts the fleet-minimisation phase
   from VROOM's plan at once (one vehicle less, again while it succeeds; a try that fails
   costs at most ``FLEET_TRY_SHARE`` of the budget), then spends all the rest on distance
