@@ -3,6 +3,7 @@ a forked solve is stopped at the deadline, and the portfolio keeps its budget.""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -13,11 +14,13 @@ from cloud.planning import PlanningParams, PlanStatus, hierarchical_params, plan
 from cloud.planning import vroom_planner as vp
 from cloud.planning.model import build_model
 from cloud.planning.portfolio import (
-    FLEET_END,
+    BESIDE_END,
     LARGE_DAY_VROOM_SHARE,
     VROOM_SHARE,
     PortfolioPlanner,
 )
+from cloud.planning.pyvrp_planner import PyVrpPlanner
+from cloud.planning.result import PlanResult
 from cloud.planning.vroom_planner import VroomPlanner
 from routing import read_instance
 from tests.helpers import DATA_DIR
@@ -146,12 +149,60 @@ def test_auto_runs_a_second_vroom_search_beside_the_fleet_phase(
     result = PortfolioPlanner().solve(model, 4.0)
     assert_feasible_and_complete(inst, result)
     beside, short = runs
-    # the search beside the fleet phase ends with it; the short one is the phase's start
-    assert beside[0] == pytest.approx(FLEET_END * 4.0, abs=0.1)
+    # the search beside the PyVRP phases lasts nearly the whole budget; the short one is
+    # the fleet phase's start
+    assert beside[0] == pytest.approx(BESIDE_END * 4.0, abs=0.1)
     assert short[0] == pytest.approx(VROOM_SHARE * 4.0)
     assert beside[1] == short[1] == 1  # one core each
     assert result.objective <= beside[2].result().objective  # its plan was in the running
     assert beside[2]._child is None  # collected and reaped
+
+
+class _Beside:
+    """A stand-in for the VROOM run beside the PyVRP phases, with a given plan."""
+
+    def __init__(self, plan: PlanResult, done: bool) -> None:
+        self.plan, self._done, self.cancelled = plan, done, False
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self) -> PlanResult:
+        return self.plan
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@pytest.mark.parametrize("done", [True, False])
+def test_the_plan_beside_is_the_distance_phase_s_start_once_done_and_else_a_candidate(
+    done: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inst = solomon_instance("R101", 40)
+    model = build_model(solomon_problem(inst), hierarchical_params(PlanningParams(time_limit_s=2)))
+    real = VroomPlanner().solve(model, 1.0)
+    assert_feasible_and_complete(inst, real)
+    unbeatable = dataclasses.replace(real, objective=0)  # better than any plan the phases find
+    beside = _Beside(unbeatable, done)
+    real_start = VroomPlanner.start
+
+    def start(self: VroomPlanner, model: object, t: float, **kw: int) -> object:
+        # the run beside lasts nearly the whole budget; the short one is the real VROOM
+        return beside if t > 0.5 * 2.0 else real_start(self, model, t, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(VroomPlanner, "start", start)
+    starts: list[PlanResult] = []
+    shorten = PyVrpPlanner.shorten
+
+    def recorded(self: PyVrpPlanner, model: object, best: PlanResult, t: float) -> PlanResult:
+        starts.append(best)
+        return shorten(self, model, best, t)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PyVrpPlanner, "shorten", recorded)
+    result = PortfolioPlanner().solve(model, 2.0)
+    assert (starts[0] is unbeatable) is done  # the distance phase starts from it once done
+    assert result.routes == unbeatable.routes  # and it is the answer either way
+    assert beside.cancelled
 
 
 def test_a_forked_vroom_solve_returns_its_plan() -> None:

@@ -9,8 +9,10 @@ PyVRP asked for a feasible plan under a hard fleet limit finds smaller fleets st
   problem; on a day of more than ``LARGE_DAY_ORDERS`` orders, VROOM's construction only,
   with a longer deadline);
 * on a one-kind fleet of up to ``LARGE_DAY_ORDERS`` orders, runs a second VROOM search on
-  the other core beside the fleet phase, until the phase ends, and keeps its plan where
-  it is better (fewer vehicles, or as many and shorter);
+  the other core beside the PyVRP phases, for nearly the whole budget: if it has finished
+  when the fleet phase ends, its plan may be the start of the distance phase; otherwise it
+  goes on and its plan is compared with the final one (better: fewer vehicles, or as
+  many and shorter);
 * with one vehicle kind and every order required, starts the fleet-minimisation phase
   from VROOM's plan at once (one vehicle less, again while it succeeds; a try that fails
   costs at most ``FLEET_TRY_SHARE`` of the budget), then spends all the rest on distance
@@ -61,6 +63,9 @@ FLEET_SHARE = 0.4
 VROOM gave no plan to start from)."""
 FLEET_END = 0.55
 """From VROOM's plan, the fleet phase may start a try until this share of the budget."""
+BESIDE_END = 0.97
+"""The VROOM search beside the PyVRP phases ends by this share of the budget (its plan is
+then compared with theirs; the rest is the margin for collecting it)."""
 FLEET_TRY_SHARE = 0.2
 """Share of the budget one "one vehicle less" try may take (a failed try costs this)."""
 
@@ -125,11 +130,11 @@ class PortfolioPlanner:
             large = len(model.orders) > LARGE_DAY_ORDERS
             share = LARGE_DAY_VROOM_SHARE if large else VROOM_SHARE
             if fleet and not large:
-                # A second VROOM search goes on beside the fleet phase, on the other core,
-                # until the phase ends: given seconds, VROOM sometimes finds the smaller
-                # fleet that the phase's tries do not (R103: 13 vehicles in 4.5 s).
+                # A second VROOM search goes on beside the PyVRP phases, on the other core:
+                # given seconds, VROOM sometimes finds the smaller fleet that the fleet
+                # phase's tries do not (R103: 13 vehicles in 4.5 s), or a shorter plan.
                 beside = self._vroom.start(
-                    model, FLEET_END * time_limit_s - (time.perf_counter() - t0), threads=1
+                    model, BESIDE_END * time_limit_s - (time.perf_counter() - t0), threads=1
                 )
                 first = self._vroom.solve(model, share * time_limit_s, threads=1)
             else:
@@ -147,9 +152,13 @@ class PortfolioPlanner:
                     try_limit_s=FLEET_TRY_SHARE * time_limit_s,
                     polish=False,
                 )
+                if beside is not None and beside.done():
+                    # VROOM has finished: its plan may be the better start for distance
+                    best = better(best, beside.result())
+                best = self._pyvrp.shorten(model, best, left())
                 if beside is not None:
                     best = better(best, beside.result())
-                return self._pyvrp.shorten(model, best, left())
+                return best
         finally:
             if beside is not None:
                 beside.cancel()

@@ -127,6 +127,10 @@ class VroomRun:
             return no_solution(self._model, VroomPlanner.name, seconds, self._answer)
         return evaluate(self._model, self._answer, VroomPlanner.name, seconds)
 
+    def done(self) -> bool:
+        """Whether the plan (or the child's end) is in, so that ``result`` will not wait."""
+        return self._answer is not None or self._receiver.poll(0)
+
     def cancel(self) -> None:
         """Stop the child now, if it still runs; ``result`` then says so."""
         if self._answer is None:
