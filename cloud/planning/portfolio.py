@@ -126,22 +126,22 @@ class PortfolioPlanner:
         timed = model.params.iteration_limit is None
         fleet = timed and can_minimise_fleet(model)
         first = beside = None
-        if timed and vroom_supports(model):
-            large = len(model.orders) > LARGE_DAY_ORDERS
-            share = LARGE_DAY_VROOM_SHARE if large else VROOM_SHARE
-            if fleet and not large:
-                # A second VROOM search goes on beside the PyVRP phases, on the other core:
-                # given seconds, VROOM sometimes finds the smaller fleet that the fleet
-                # phase's tries do not (R103: 13 vehicles in 4.5 s), or a shorter plan.
-                beside = self._vroom.start(
-                    model, BESIDE_END * time_limit_s - (time.perf_counter() - t0), threads=1
-                )
-                first = self._vroom.solve(model, share * time_limit_s, threads=1)
-            else:
-                first = self._vroom.solve(model, share * time_limit_s)
-            if first.status is PlanStatus.COMPLETE:
-                reserve = 0.0  # a complete plan is in hand: no fallback needed
         try:
+            if timed and vroom_supports(model):
+                large = len(model.orders) > LARGE_DAY_ORDERS
+                share = LARGE_DAY_VROOM_SHARE if large else VROOM_SHARE
+                if fleet and not large:
+                    # A second VROOM search goes on beside the PyVRP phases, on the other core:
+                    # given seconds, VROOM sometimes finds the smaller fleet that the fleet
+                    # phase's tries do not (R103: 13 vehicles in 4.5 s), or a shorter plan.
+                    beside = self._vroom.start(
+                        model, BESIDE_END * time_limit_s - (time.perf_counter() - t0), threads=1
+                    )
+                    first = self._vroom.solve(model, share * time_limit_s, threads=1)
+                else:
+                    first = self._vroom.solve(model, share * time_limit_s)
+                if first.status is PlanStatus.COMPLETE:
+                    reserve = 0.0  # a complete plan is in hand: no fallback needed
             if fleet and first is not None and first.status is PlanStatus.COMPLETE:
                 # VROOM's fleet is the one to beat: the fleet phase starts from it at once,
                 # and PyVRP then spends the rest on distance from the smallest fleet found.

@@ -12,7 +12,10 @@ solve that must replay exactly (one with ``iteration_limit``).
 VROOM's timeout bounds its local search, not its construction heuristics: at 1,000 orders
 a 1.5 s timeout took 7-29 s on the shared 2-core machine under load. So VROOM runs in a
 forked child that is killed at the deadline: the solve then says VROOM found no plan in
-time, and the caller's budget holds. A child forked from a process with other threads
+time, and the caller's budget holds. ``VroomPlanner.start`` returns at once with the run
+(``VroomRun``), so the caller can work beside it (the portfolio runs PyVRP on the other
+core) and collect the plan later. On a day of more than ``LARGE_DAY_ORDERS`` orders VROOM
+runs its construction only. A child forked from a process with other threads
 could in principle block on a lock one of them held; it is then killed at the same
 deadline, so the caller never waits longer (the coordinator's solves are bounded by
 iterations and never call VROOM).
