@@ -17,6 +17,7 @@ from cloud.planning.portfolio import (
     BESIDE_END,
     LARGE_DAY_VROOM_SHARE,
     VROOM_SHARE,
+    VROOM_START_MAX_S,
     PortfolioPlanner,
 )
 from cloud.planning.pyvrp_planner import PyVrpPlanner
@@ -152,7 +153,7 @@ def test_auto_runs_a_second_vroom_search_beside_the_fleet_phase(
     # the search beside the PyVRP phases lasts nearly the whole budget; the short one is
     # the fleet phase's start
     assert beside[0] == pytest.approx(BESIDE_END * 4.0, abs=0.1)
-    assert short[0] == pytest.approx(VROOM_SHARE * 4.0)
+    assert short[0] == pytest.approx(min(VROOM_SHARE * 4.0, VROOM_START_MAX_S))
     assert beside[1] == short[1] == 1  # one core each
     assert result.objective <= beside[2].result().objective  # its plan was in the running
     assert beside[2]._child is None  # collected and reaped

@@ -53,6 +53,11 @@ AUTO_RESERVE_FRACTION = 0.1
 AUTO_RESERVE_MAX_S = 3.0
 VROOM_SHARE = 0.15
 """Share of the budget ``auto`` gives VROOM for a starting plan."""
+VROOM_START_MAX_S = 1.5
+"""With the search beside the PyVRP phases running, the VROOM run that starts the fleet
+phase only has to give it a plan: it gets ``VROOM_SHARE`` of the budget, at most this. At
+60 s its 9 s went to the distance phase instead: on the eight Solomon instances hardest for
+Wayline at 60 s, three losses to plain PyVRP by 1.3-2.5 % became ties (R205, R206, RC206)."""
 LARGE_DAY_VROOM_SHARE = 0.4
 """The same above ``LARGE_DAY_ORDERS`` orders, where VROOM runs its construction only and
 returns as soon as it is done (1-2.5 s at 1,000 orders on a quiet machine, twice that under
@@ -137,7 +142,8 @@ class PortfolioPlanner:
                     beside = self._vroom.start(
                         model, BESIDE_END * time_limit_s - (time.perf_counter() - t0), threads=1
                     )
-                    first = self._vroom.solve(model, share * time_limit_s, threads=1)
+                    start_s = min(share * time_limit_s, VROOM_START_MAX_S)
+                    first = self._vroom.solve(model, start_s, threads=1)
                 else:
                     first = self._vroom.solve(model, share * time_limit_s)
                 if first.status is PlanStatus.COMPLETE:
