@@ -6,8 +6,8 @@ PyVRP asked for a feasible plan under a hard fleet limit finds smaller fleets st
 ``auto``, when the solve need not replay by iterations:
 
 * gives VROOM a short share of the budget for a first plan (when it can represent the
-  problem; on a day of more than ``LARGE_DAY_ORDERS`` orders, VROOM's construction only,
-  with a longer deadline);
+  problem; on a day of more than ``vroom_planner.LARGE_DAY_ORDERS`` orders, VROOM's
+  construction only, with a longer deadline);
 * on a one-kind fleet of up to ``LARGE_DAY_ORDERS`` orders, runs a second VROOM search on
   the other core beside the PyVRP phases, for nearly the whole budget: if it has finished
   when the fleet phase ends, its plan may be the start of the distance phase; otherwise it
@@ -42,7 +42,7 @@ from cloud.planning.params import PlanningParams, SolverChoice
 from cloud.planning.problem import PlanningProblem
 from cloud.planning.pyvrp_planner import PyVrpPlanner, can_minimise_fleet
 from cloud.planning.result import PlanResult, PlanStatus
-from cloud.planning.vroom_planner import LARGE_DAY_ORDERS, VroomPlanner, vroom_supports
+from cloud.planning.vroom_planner import VroomPlanner, is_large_day, vroom_supports
 
 __all__ = ["Planner", "PortfolioPlanner", "make_planner", "plan"]
 
@@ -133,7 +133,7 @@ class PortfolioPlanner:
         first = beside = None
         try:
             if timed and vroom_supports(model):
-                large = len(model.orders) > LARGE_DAY_ORDERS
+                large = is_large_day(model)
                 share = LARGE_DAY_VROOM_SHARE if large else VROOM_SHARE
                 if fleet and not large:
                     # A second VROOM search goes on beside the PyVRP phases, on the other core:

@@ -76,6 +76,11 @@ def vroom_supports(model: Model) -> bool:
     )
 
 
+def is_large_day(model: Model) -> bool:
+    """More than ``LARGE_DAY_ORDERS`` orders: VROOM runs its construction only."""
+    return len(model.orders) > LARGE_DAY_ORDERS
+
+
 def child_timeout(time_limit_s: float) -> float:
     """VROOM's own timeout in a child with a budget of ``time_limit_s``."""
     return time_limit_s - min((1 - CHILD_TIMEOUT_SHARE) * time_limit_s, CHILD_MARGIN_S)
@@ -105,14 +110,14 @@ class VroomRun:
         self._budget = time_limit_s
         self._deadline = self._t0 + max(time_limit_s, _MIN_BUDGET_S)
         self._answer: dict[int, list[int]] | str | None = None
+        self._result: PlanResult | None = None
         self._child: Any = None
         if not vroom_supports(model):
             self._answer = "VROOM does not support this problem"
             return
-        if len(model.orders) > LARGE_DAY_ORDERS:
-            timeout = min(LARGE_DAY_SEARCH_S, child_timeout(time_limit_s))
-        else:
-            timeout = child_timeout(time_limit_s)
+        timeout = child_timeout(time_limit_s)
+        if is_large_day(model):
+            timeout = min(LARGE_DAY_SEARCH_S, timeout)
         ctx = multiprocessing.get_context("fork")
         self._receiver, sender = ctx.Pipe(duplex=False)
         self._child = ctx.Process(
@@ -122,13 +127,17 @@ class VroomRun:
         sender.close()
 
     def result(self) -> PlanResult:
-        """The plan, waiting for it at most until the deadline (and ``KILL_GRACE_S``)."""
-        if self._answer is None:
-            self._answer = self._collect()
-        seconds = time.perf_counter() - self._t0
-        if isinstance(self._answer, str):
-            return no_solution(self._model, VroomPlanner.name, seconds, self._answer)
-        return evaluate(self._model, self._answer, VroomPlanner.name, seconds)
+        """The plan, waiting for it at most until the deadline (and ``KILL_GRACE_S``);
+        collected and checked once, then kept."""
+        if self._result is None:
+            if self._answer is None:
+                self._answer = self._collect()
+            seconds = time.perf_counter() - self._t0
+            if isinstance(self._answer, str):
+                self._result = no_solution(self._model, VroomPlanner.name, seconds, self._answer)
+            else:
+                self._result = evaluate(self._model, self._answer, VroomPlanner.name, seconds)
+        return self._result
 
     def done(self) -> bool:
         """Whether the plan (or the child's end) is in, so that ``result`` will not wait."""
@@ -169,9 +178,8 @@ def _solve(model: Model, time_limit_s: float, threads: int = THREADS) -> dict[in
     t0 = time.perf_counter()
     inp = _build(model)
     budget = max(time_limit_s - (time.perf_counter() - t0), _MIN_BUDGET_S)
-    large = len(model.orders) > LARGE_DAY_ORDERS
     sol = inp.solve(
-        exploration_level=LARGE_DAY_LEVEL if large else EXPLORATION_LEVEL,
+        exploration_level=LARGE_DAY_LEVEL if is_large_day(model) else EXPLORATION_LEVEL,
         nb_threads=threads,
         timeout=timedelta(seconds=budget),
     )
