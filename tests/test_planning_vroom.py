@@ -10,14 +10,20 @@ import time
 import numpy as np
 import pytest
 
-from cloud.planning import PlanningParams, PlanStatus, hierarchical_params, plan, solomon_problem
+from cloud.planning import (
+    PlanningParams,
+    PlanStatus,
+    hierarchical_params,
+    plan,
+    portfolio,
+    solomon_problem,
+)
 from cloud.planning import vroom_planner as vp
 from cloud.planning.model import build_model
 from cloud.planning.portfolio import (
     BESIDE_END,
     LARGE_DAY_VROOM_SHARE,
     VROOM_SHARE,
-    VROOM_START_MAX_S,
     PortfolioPlanner,
 )
 from cloud.planning.pyvrp_planner import PyVrpPlanner
@@ -145,15 +151,18 @@ def test_auto_runs_a_second_vroom_search_beside_the_fleet_phase(
         return run
 
     monkeypatch.setattr(VroomPlanner, "start", recorded)
+    # the start's cap below its share of this budget (1.2 s), so that it shows
+    monkeypatch.setattr(portfolio, "VROOM_START_MAX_S", 0.9)
     inst = solomon_instance("R103")
-    model = build_model(solomon_problem(inst), hierarchical_params(PlanningParams(time_limit_s=4)))
-    result = PortfolioPlanner().solve(model, 4.0)
+    model = build_model(solomon_problem(inst), hierarchical_params(PlanningParams(time_limit_s=8)))
+    result = PortfolioPlanner().solve(model, 8.0)
     assert_feasible_and_complete(inst, result)
     beside, short = runs
     # the search beside the PyVRP phases lasts nearly the whole budget; the short one is
     # the fleet phase's start
-    assert beside[0] == pytest.approx(BESIDE_END * 4.0, abs=0.1)
-    assert short[0] == pytest.approx(min(VROOM_SHARE * 4.0, VROOM_START_MAX_S))
+    assert beside[0] == pytest.approx(BESIDE_END * 8.0, abs=0.1)
+    assert short[0] == pytest.approx(min(VROOM_SHARE * 8.0, portfolio.VROOM_START_MAX_S))
+    assert short[0] == pytest.approx(0.9)
     assert beside[1] == short[1] == 1  # one core each
     assert result.objective <= beside[2].result().objective  # its plan was in the running
     assert beside[2]._child is None  # collected and reaped
