@@ -36,11 +36,13 @@ ready time. Cost is the
 sequencer's objective (metres-equivalent: distance + 100 x seconds late), evaluated by the
 one common simulation.
 
-The reference per day is the best of three long runs of ``--long`` seconds each (30 s; 3 s
+The reference per day is the best of four long runs of ``--long`` seconds each (30 s; 3 s
 with ``--quick``): OR-Tools and PyVRP (our judged model, no early stop) from the current
-order, and the same PyVRP from the greedy's route; or anything cheaper found in the short
-runs. ``--refs FILE`` keeps the references in a JSON file outside the repository (the best
-order found per day, the problem's fingerprint, the long runs made): a rerun simulates each
+order, the same PyVRP from the greedy's route, and the default portfolio's compiled search
+without its early stop; or anything cheaper found in the short runs. ``--refs FILE`` keeps
+the references in a JSON file (``docs/results/resequence-refs.json`` is the one the
+published figures use: the best order found per day, the problem's fingerprint, the long
+runs made): a rerun simulates each
 stored order again and makes only the long runs a day lacks, and anything cheaper found
 later is written back, so a reference is the best route ever found for that day.
 Each sequencer then runs ``--repeats`` times per day at each budget of ``--budgets``, seeds
@@ -50,8 +52,10 @@ windows, adaptive penalties, warm start, the whole budget), the peer; ``pyvrp (s
 warm start)`` is the same from ``pyvrp.solve``'s own start (a random order and one
 exhaustive local search, which the budget does not bound). ``default (portfolio)`` spends
 the budget or, where shorter, its aimed-for time for the size (``PortfolioSequencer.effort_s``:
-0.088 s up to 100 stops, 0.352 s at 200); ``portfolio, whole budget`` is the same without
-that aim; ``session 3 default`` is the default as session 3 left it, at its aim (0.08 s
+0.088 s up to 100 stops, 0.352 s at 200), with two searches side by side
+(``edge.sequencer.lsearch.THREADS``); ``default on one thread`` is the same with one
+search, as on a single-CPU machine; ``portfolio, whole budget`` is the same as the default
+without that aim; ``session 3 default`` is the default as session 3 left it, at its aim (0.08 s
 up to 100 stops, 0.32 s at 200): the greedy's starts built in Python (25-35 ms at 200
 stops), then the search from one start (both the driver's order and the warm start on a
 wide-window day of up to 50 stops, half the time each), over this session's compiled
@@ -180,13 +184,13 @@ def fingerprint(prob: SequencingProblem) -> str:
     return h.hexdigest()[:16]
 
 
-REFERENCE_RUNS = ("ortools", "pyvrp", "pyvrp from the greedy")
+REFERENCE_RUNS = ("ortools", "pyvrp", "pyvrp from the greedy", "wayline search")
 
 
 def reference_run(run: str, prob: SequencingProblem, params: SequencerParams) -> SequenceResult:
-    """One long run: OR-Tools or our judged PyVRP (no early stop) from the current order, or
-    the same PyVRP from the greedy's route (the portfolio's warm start), given
-    ``params.time_limit_s``."""
+    """One long run: OR-Tools or our judged PyVRP (no early stop) from the current order, the
+    same PyVRP from the greedy's route (the portfolio's warm start), or the default
+    portfolio's compiled search with no early stop, given ``params.time_limit_s``."""
     if run == "ortools":
         return OrToolsSequencer().solve(prob, params)
     if run == "pyvrp":
@@ -194,6 +198,13 @@ def reference_run(run: str, prob: SequencingProblem, params: SequencerParams) ->
     if run == "pyvrp from the greedy":
         warm = GreedySequencer().solve(prob, replace(params, time_limit_s=0.2)).order
         return PyVrpSequencer(patience=2**62).solve(prob.reordered(warm), params)
+    if run == "wayline search":
+        return PortfolioSequencer(
+            primary=LocalSearchSequencer(patience=-1, threads=1),
+            fallback=GreedySequencer(polish=False, rebuild_current=False, compiled=True),
+            target_s=None,
+            solver_share=LSEARCH_SHARE,
+        ).solve(prob, params)
     raise ValueError(f"unknown reference run {run!r}")
 
 
@@ -401,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     base = SequencerParams(time_limit_s=max(budgets))
     contenders: dict[str, Sequencer] = {
         "default (portfolio)": make_sequencer(),
+        "default on one thread": make_sequencer(threads=1),
         "portfolio, whole budget": make_sequencer(target_s=None),
         "session 3 default": session3_default(),
         "portfolio with pyvrp (session 2)": make_sequencer(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import gc
+import os
 import random
 import re
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -475,16 +479,18 @@ def test_the_descent_rule_follows_the_days_windows() -> None:
 
 
 def _spy_on_search(
-    monkeypatch: pytest.MonkeyPatch,
-) -> list[tuple[list[int], int, float, float, int]]:
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[], object] | None = None
+) -> list[tuple[list[int], int, float, float, int, int, list[int]]]:
     """Record each call of the compiled search: start, rule, time limit, cost found,
-    neighbours."""
-    calls: list[tuple[list[int], int, float, float, int]] = []
+    neighbours, seed, route found. ``before`` runs first in each call."""
+    calls: list[tuple[list[int], int, float, float, int, int, list[int]]] = []
     real = lsearch.search
 
     def spy(args, route, fixed, seed, time_limit_s, *a, **kw):  # type: ignore[no-untyped-def]
+        if before is not None:
+            before()
         out = real(args, route, fixed, seed, time_limit_s, *a, **kw)
-        calls.append((list(route), kw["rule"], time_limit_s, out[1], a[0]))
+        calls.append((list(route), kw["rule"], time_limit_s, out[1], a[0], seed, list(out[0])))
         return out
 
     monkeypatch.setattr(lsearch, "search", spy)
@@ -504,7 +510,8 @@ def test_a_small_day_screens_several_starts_and_goes_on_from_the_best(
     driver = ev.indices(prob.current_order)
     calls = _spy_on_search(monkeypatch)
     t = time.perf_counter()
-    r = LocalSearchSequencer().solve(warm, params, repair=False, driver_order=prob.current_order)
+    one = LocalSearchSequencer(threads=1)  # the searches one after another
+    r = one.solve(warm, params, repair=False, driver_order=prob.current_order)
     assert time.perf_counter() - t < 0.06 + 0.02
     # the warm start, the driver's order, the greedy's insertion and nearest neighbour
     # (the warm start is one of the last two here, so it is screened once)
@@ -523,7 +530,7 @@ def test_a_small_day_screens_several_starts_and_goes_on_from_the_best(
     calls.clear()
     tight = _solomon("RC101", 100, 2.0, committed_next="5")
     greedy = GreedySequencer(polish=False).solve(tight, params)
-    r = LocalSearchSequencer().solve(
+    r = one.solve(
         tight.reordered(greedy.order), params, repair=False, driver_order=tight.current_order
     )
     assert len(calls) >= 3 and {c[1] for c in calls} == {lsearch.RULE_TIGHT}
@@ -540,18 +547,150 @@ def test_a_small_day_screens_several_starts_and_goes_on_from_the_best(
         ),
     ):
         calls.clear()
-        r = LocalSearchSequencer().solve(p, params, **kw)
+        r = one.solve(p, params, **kw)
         assert len(calls) == 1 and p.is_valid_order(r.order), kw
     assert calls[0][1] == lsearch.RULE_LOOSE
     calls.clear()
     narrow = _solomon("R1_2_1", 200, 2.0)  # narrow windows: up to 100 stops
     greedy = GreedySequencer(polish=False).solve(narrow, params)
-    LocalSearchSequencer().solve(
+    one.solve(
         narrow.reordered(greedy.order), params, repair=False, driver_order=narrow.current_order
     )
     assert len(calls) == 1
     with pytest.raises(TypeError):
-        LocalSearchSequencer().solve(prob, params, starts=3)  # type: ignore[call-arg]
+        one.solve(prob, params, starts=3)  # type: ignore[call-arg]
+
+
+def test_two_threads_search_side_by_side_from_the_warm_start_and_the_drivers_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.resequence import van_day
+
+    # each call waits at a barrier for the other: run one after the other, they would not
+    # pass it (BrokenBarrierError after its timeout, raised as a SequencerError); on a busy
+    # machine the low-priority helper may end late, so here it is awaited whatever it takes
+    monkeypatch.setattr(lsearch, "HELPER_GRACE_S", 10.0)
+    barrier = threading.Barrier(2, timeout=10)
+    calls = _spy_on_search(monkeypatch, before=barrier.wait)
+    day = van_day(150, 3)  # wide windows, more than 50 stops: no screening
+    params = SequencerParams(time_limit_s=0.1, seed=7)
+    built = GreedySequencer(polish=False).solve(day, params)
+    warm = day.reordered(built.order)
+    two = LocalSearchSequencer(threads=2)
+    r = two.solve(warm, params, repair=False, driver_order=day.current_order)
+    assert len(calls) == 2
+    assert sorted(c[5] for c in calls) == [7, 7 + lsearch.THREAD_SEED_STRIDE]
+    starts = {c[5]: c[0] for c in calls}
+    assert starts[7] == list(_route(warm))  # the first thread: the warm start, the seed given
+    assert starts[7 + lsearch.THREAD_SEED_STRIDE] == [day.index[s] for s in day.current_order]
+    assert all(c[2] > 0.1 * 0.8 for c in calls)  # both for the whole time
+    assert {c[4] for c in calls} == {lsearch.WIDE_NEIGHBOURS}  # a large day of wide windows
+    assert r.cost == pytest.approx(min(c[3] for c in calls))
+    assert warm.is_valid_order(r.order) and r.cost <= built.cost + 1e-6
+    # a repair: both threads from the plan, with their own seeds
+    calls.clear()
+    r = two.solve(warm, params, repair=True, driver_order=day.current_order)
+    assert [c[0] for c in calls] == [list(_route(warm))] * 2
+    assert len({c[5] for c in calls}) == 2 and r.cost == pytest.approx(min(c[3] for c in calls))
+
+
+def test_two_threads_screen_a_small_days_starts_and_go_on_from_the_two_cheapest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.resequence import van_day
+
+    prob = van_day(50, 1)
+    params = SequencerParams(time_limit_s=0.08, seed=2)
+    built = GreedySequencer(polish=False).solve(prob, params)
+    warm = prob.reordered(built.order)
+    # the helper at the usual priority, so that on a busy machine its screens end on time
+    # (the priority has its own test below), and awaited whatever it takes
+    monkeypatch.setattr(lsearch, "_yield_to_others", lambda: None)
+    monkeypatch.setattr(lsearch, "HELPER_GRACE_S", 10.0)
+    calls = _spy_on_search(monkeypatch)
+    r = LocalSearchSequencer(threads=2).solve(
+        warm, params, repair=False, driver_order=prob.current_order
+    )
+    screened = [c for c in calls if c[2] < 0.08 * lsearch.SCREEN_SHARE + 1e-9]
+    going_on = [c for c in calls if c not in screened]
+    assert len(screened) == 3 and len({tuple(c[0]) for c in screened}) == 3
+    cheapest = sorted(screened, key=lambda c: c[3])[:2]
+    assert len(going_on) == 2
+    # two screens side by side, then one: the rest is more than half the time
+    assert all(c[2] > 0.08 * (1 - 2 * lsearch.SCREEN_SHARE) - 0.02 for c in going_on)
+    assert sorted(c[0] for c in going_on) == sorted(c[6] for c in cheapest)
+    assert {c[5] for c in going_on} == {2, 2 + lsearch.THREAD_SEED_STRIDE}
+    assert r.cost == pytest.approx(min(c[3] for c in calls))
+    assert prob.is_valid_order(r.order) and r.cost <= built.cost + 1e-6
+
+
+def test_helpers_run_at_the_lowest_priority_and_a_late_one_is_not_awaited() -> None:
+    seen: dict[int, int] = {}
+
+    def job(k: int, sleep: float) -> int:
+        tid = threading.get_native_id()
+        seen[k] = os.getpriority(os.PRIO_PROCESS, tid) if sys.platform == "linux" else 0
+        time.sleep(sleep)
+        return k
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    until = time.perf_counter() + 0.05
+    out = lsearch._side_by_side(
+        [functools.partial(job, 0, 0.0), functools.partial(job, 1, 1.0)], 2, until
+    )
+    took = time.perf_counter() - (until - 0.05)
+    assert out == [0, None]  # the helper's job outlived the phase: not awaited
+    assert took < 0.05 + lsearch.HELPER_GRACE_S + 0.5
+    if sys.platform == "linux":
+        assert seen[0] == mine and seen[1] == lsearch.HELPER_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    # past the phase, a helper starts nothing: the caller runs every job
+    seen.clear()
+    out = lsearch._side_by_side([functools.partial(job, k, 0.0) for k in range(4)], 2, 0.0)
+    assert out == [0, 1, 2, 3] and set(seen.values()) == {mine}
+
+    # an error in a job is raised once the jobs waited for have ended
+    def boom() -> int:
+        raise MemoryError("no memory")
+
+    with pytest.raises(MemoryError, match="no memory"):
+        lsearch._side_by_side([functools.partial(job, 0, 0.0), boom], 2, time.perf_counter() + 5)
+
+
+def test_threads_are_checked_and_bounded_by_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="threads must be at least 1"):
+            LocalSearchSequencer(threads=bad)
+    for cpus, want in ((None, 1), (1, 1), (2, min(2, lsearch.THREADS)), (64, lsearch.THREADS)):
+        monkeypatch.setattr(lsearch.os, "cpu_count", lambda c=cpus: c)
+        assert lsearch.default_threads() == want
+    monkeypatch.setattr(lsearch.os, "cpu_count", lambda: 1)
+    calls = _spy_on_search(monkeypatch)
+    from bench.resequence import van_day
+
+    day = van_day(150, 3)
+    params = SequencerParams(time_limit_s=0.03)
+    LocalSearchSequencer().solve(day, params, repair=False, driver_order=day.current_order)
+    assert len(calls) == 1  # a single CPU: one search
+
+
+def test_a_thread_that_fails_fails_the_search_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = lsearch.search
+
+    def second_fails(args, route, fixed, seed, *a, **kw):  # type: ignore[no-untyped-def]
+        if seed != 0:
+            raise MemoryError("no memory for the second search")
+        return real(args, route, fixed, seed, *a, **kw)
+
+    monkeypatch.setattr(lsearch, "search", second_fails)
+    prob = _solomon("R201", 100, 2.0)
+    params = SequencerParams(time_limit_s=0.05, seed=0)
+    monkeypatch.setattr(lsearch, "HELPER_GRACE_S", 10.0)  # awaited, so its error is seen
+    with pytest.raises(SequencerError, match="no memory for the second search"):
+        LocalSearchSequencer(threads=2).solve(prob, params)
+    # the portfolio answers all the same, with the greedy's route
+    r = PortfolioSequencer(primary=LocalSearchSequencer(threads=2)).solve(prob, params)
+    assert prob.is_valid_order(r.order)
 
 
 def test_a_large_loose_day_from_a_poor_order_looks_at_more_neighbours(
@@ -571,11 +710,11 @@ def test_a_large_loose_day_from_a_poor_order_looks_at_more_neighbours(
         if narrow:
             day = _solomon("RC1_2_1", n, 2.0)
         calls.clear()
-        r = LocalSearchSequencer().solve(day, params, repair=repair)
+        r = LocalSearchSequencer(threads=1).solve(day, params, repair=repair)
         assert {c[4] for c in calls} == {want}, (n, repair, narrow)
         assert day.is_valid_order(r.order)
     calls.clear()
-    LocalSearchSequencer(neighbours=30).solve(van_day(150, 3), params, repair=False)
+    LocalSearchSequencer(neighbours=30, threads=1).solve(van_day(150, 3), params, repair=False)
     assert calls[0][4] == 30  # asked for more: kept
 
 

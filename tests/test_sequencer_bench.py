@@ -90,15 +90,24 @@ def test_an_exploratory_run_narrows_to_some_days_and_rows(
     from bench.resequence import main, session3_default
 
     refs = tmp_path / "refs.json"
-    rows = "default (portfolio),session 3 default"
+    rows = "default (portfolio),default on one thread,session 3 default"
     argv = ["--days", "50:van2", "--sequencers", rows, "--long", "0.2", "--repeats", "1"]
     assert main([*argv, "--refs", str(refs)]) == 0
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("| van day")]
-    assert len(table) == 2, out  # one day, two rows, no other family
+    assert len(table) == 3, out  # one day, three rows, no other family
     assert {line.split(" | ")[3] for line in table} == set(rows.split(","))
     assert all(line.split(" | ")[10] == "0" for line in table)  # no route missing
-    assert list(json.loads(refs.read_text())) == ["50:van2"]
+    stored = json.loads(refs.read_text())
+    assert list(stored) == ["50:van2"]
+    # four long runs: OR-Tools, PyVRP from the driver's order and from the greedy's route,
+    # and our own search
+    assert set(stored["50:van2"]["runs"]) == {
+        "ortools",
+        "pyvrp",
+        "pyvrp from the greedy",
+        "wayline search",
+    }
     old = session3_default()
     assert old.primary is not None and getattr(old.primary, "takes_starts", False)
     assert not getattr(old.fallback, "compiled", True)  # the greedy's starts in Python

@@ -27,15 +27,28 @@ from a poor order, it looks at ``WIDE_NEIGHBOURS`` neighbours of each stop rathe
 ``NEIGHBOURS``: with 20, the 200-stop van days stayed stuck 7-13% above the reference on
 one call in four or five.
 
+Two searches run side by side (``THREADS``, at most the machine's CPUs), each with its own
+seed: on a route built from a poor order the second goes from the driver's own order, on a
+small day the two cheapest screened routes go on, and the cheapest route found wins. The
+second runs at the lowest priority, on CPU no one else wants: on a busy gateway the answer
+is about what one search finds, and the tablet's server is never slowed by it.
+
 :func:`compile_problem` gives the keyword arguments of ``_lsearch.cost``/``search`` for a
 problem; :func:`search` runs the search on stop positions.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
+import logging
+import os
+import sys
+import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,7 +62,10 @@ from edge.sequencer.problem import (
     SequencingProblem,
 )
 
-__all__ = ["LocalSearchSequencer", "compile_problem", "search"]
+__all__ = ["LocalSearchSequencer", "compile_problem", "default_threads", "search"]
+
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 NEIGHBOURS = 20  # granular neighbourhood: the stops nearest each stop by travel time
 WIDE_NEIGHBOURS = 24  # the same on a large day of wide windows built from a poor order
@@ -61,6 +77,11 @@ TIGHT_WINDOW_SHARE = 0.3  # a day whose windows cover less of it on average is "
 MULTI_MAX_STOPS = 100  # narrow windows: up to this many stops, several starts are screened
 MULTI_MAX_LOOSE = 50  # wide windows: the same up to this many
 SCREEN_SHARE = 0.15  # of the time, for each start screened
+THREADS = 2  # searches side by side (at most the CPUs): see LocalSearchSequencer.solve
+THREAD_SEED_STRIDE = 1 << 32  # thread k searches with seed + k * this
+HELPER_NICE = 19  # the helper threads' priority: CPU no one else wants
+HELPER_GRACE_S = 0.005  # how long past its phase a helper's search is still awaited
+LATE_JOIN_S = 1.0  # at exit, how long to wait for each helper that was not awaited
 # the C search's rule (bit 0: first improvement in the first descent; bit 1: after kicks)
 RULE_TIGHT = 2  # narrow windows: best moves first, then first improvement
 RULE_LOOSE = 3  # wide windows, a route built from a poor order: first improvement
@@ -167,17 +188,26 @@ class LocalSearchSequencer:
 
     ``rule`` fixes the C search's descent rule; ``None`` (the default) chooses it per day
     (:func:`choose_rule`). The portfolio says whether the warm start is the driver's order
-    (``repair``, the default when not said) or a route built from it (``driver_order``)."""
+    (``repair``, the default when not said) or a route built from it (``driver_order``).
+    ``threads`` searches run side by side (``None``: :func:`default_threads`); see
+    :meth:`solve`."""
 
     name = "lsearch"
     takes_starts = True  # solve() accepts repair= and driver_order=
 
     def __init__(
-        self, neighbours: int = NEIGHBOURS, patience: int = PATIENCE, rule: int | None = None
+        self,
+        neighbours: int = NEIGHBOURS,
+        patience: int = PATIENCE,
+        rule: int | None = None,
+        threads: int | None = None,
     ) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
         self.neighbours = neighbours
         self.patience = patience
         self.rule = rule
+        self.threads = threads
 
     def solve(
         self,
@@ -187,49 +217,158 @@ class LocalSearchSequencer:
         repair: bool = True,
         driver_order: Sequence[str] | None = None,
     ) -> SequenceResult:
+        """Search from the warm start until the time limit, the cheapest route found.
+
+        With several threads the searches run side by side, each with its own seed, and
+        the cheapest wins. On a small day the starts are screened (:func:`_starts`) a
+        thread's share each, and the cheapest routes found go on, one per thread. Otherwise
+        the first thread goes on from the warm start and, on a route built from a poor order
+        (not a repair), the second from the driver's own order: which of the two ends best
+        differs from day to day (``docs/performance.md``); further threads search from the
+        warm start with other seeds."""
         t0 = time.perf_counter()
         deadline = t0 + params.time_limit_s - RESERVE_S
         fixed = problem.committed_next is not None
+        threads = self.threads if self.threads is not None else default_threads()
         try:
             args = compile_problem(problem, params)
             rule = self.rule if self.rule is not None else choose_rule(problem, repair)
             warm = [problem.index[s] for s in problem.current_order]
-            starts = [warm]
-            if (
-                driver_order is not None
-                and not repair
-                and len(problem.stops)
-                <= (MULTI_MAX_STOPS if rule == RULE_TIGHT else MULTI_MAX_LOOSE)
-                and problem.is_valid_order(driver_order)
-            ):
-                starts = _starts(args, warm, [problem.index[s] for s in driver_order], fixed)
+            driver = None
+            if driver_order is not None and not repair and problem.is_valid_order(driver_order):
+                driver = [problem.index[s] for s in driver_order]
+            screened = driver is not None and len(problem.stops) <= (
+                MULTI_MAX_STOPS if rule == RULE_TIGHT else MULTI_MAX_LOOSE
+            )
 
             neighbours = self.neighbours
             if self.rule is None and rule == RULE_LOOSE and len(problem.stops) > WIDE_MIN_STOPS:
                 neighbours = max(neighbours, WIDE_NEIGHBOURS)
 
-            def run(route: list[int], seconds: float) -> tuple[list[int], float]:
+            def run(
+                route: list[int], seconds: float, seed: int, until: float
+            ) -> tuple[list[int], float]:
+                left = min(seconds, until - time.perf_counter())
                 found, cost, _ = search(
                     args,
                     route,
                     fixed,
-                    params.seed,
-                    max(MIN_SEARCH_S, seconds),
+                    seed,
+                    max(MIN_SEARCH_S, left),
                     neighbours,
                     self.patience,
                     rule=rule,
                 )
                 return found, cost
 
-            if len(starts) == 1:
-                best = run(warm, deadline - time.perf_counter())
-            else:
+            seeds = [thread_seed(params.seed, k) for k in range(threads)]
+            found: list[tuple[list[int], float]] = []
+            if screened:
+                assert driver is not None
+                starts = _starts(args, warm, driver, fixed)
                 screen = (deadline - time.perf_counter()) * SCREEN_SHARE
-                best = min((run(route, screen) for route in starts), key=lambda rc: rc[1])
-                more = run(best[0], deadline - time.perf_counter())
-                if more[1] < best[1]:
-                    best = more
+                rounds = -(-len(starts) // threads)
+                until = time.perf_counter() + screen * rounds
+                jobs = [
+                    functools.partial(run, route, screen, seeds[k % threads], until)
+                    for k, route in enumerate(starts)
+                ]
+                found = [rc for rc in _side_by_side(jobs, threads, until) if rc is not None]
+                goes_on = [route for route, _ in sorted(found, key=lambda rc: rc[1])[:threads]]
+            else:
+                goes_on = [warm]
+                if driver is not None and driver != warm and threads > 1:
+                    goes_on.append(driver)
+            goes_on += [goes_on[0]] * (threads - len(goes_on))
+            left = deadline - time.perf_counter()
+            jobs = [
+                functools.partial(run, route, left, seeds[k], deadline)
+                for k, route in enumerate(goes_on)
+            ]
+            more = [rc for rc in _side_by_side(jobs, threads, deadline) if rc is not None]
+            best = min(more + found, key=lambda rc: rc[1])
         except (ValueError, MemoryError) as exc:
             raise SequencerError(f"local search failed: {exc}") from exc
         order = [problem.stops[i].id for i in best[0]]
         return build_result(problem, params, order, self.name, time.perf_counter() - t0)
+
+
+def default_threads() -> int:
+    """How many searches run side by side: ``THREADS``, at most the machine's CPUs."""
+    return max(1, min(THREADS, os.cpu_count() or 1))
+
+
+def thread_seed(seed: int, k: int) -> int:
+    """Thread ``k``'s seed: the caller's for the first, so that one thread searches as
+    before; the C search hashes it, so neighbouring values are independent streams."""
+    return seed + k * THREAD_SEED_STRIDE
+
+
+def _side_by_side(jobs: list[Callable[[], _T]], threads: int, until: float) -> list[_T | None]:
+    """Run ``jobs`` with at most ``threads`` at once, their results in order. The calling
+    thread runs the first job, then takes the next one free like the helpers; the compiled
+    search releases the GIL, so the jobs run in parallel. The helpers run at the lowest
+    priority (:func:`_yield_to_others`): they use CPU no one else wants, so on a busy
+    machine the first job searches as fast as it would alone. A helper starts no job past
+    ``until`` (``time.perf_counter()``; the caller runs whatever is left), and one not done
+    by then (and ``HELPER_GRACE_S``) is not waited for: its job's result is ``None``. An
+    exception in a job waited for is raised here once they have ended."""
+    if threads <= 1 or len(jobs) <= 1:
+        return [job() for job in jobs]
+    results: list[_T | None] = [None] * len(jobs)
+    failed: list[BaseException] = []
+    lock = threading.Lock()
+    pending = iter(range(1, len(jobs)))
+
+    def take(helper: bool) -> int | None:
+        with lock:
+            return None if helper and time.perf_counter() >= until else next(pending, None)
+
+    def run(k: int | None, helper: bool) -> None:
+        while k is not None:
+            try:
+                results[k] = jobs[k]()
+            except BaseException as exc:  # handed back to the caller
+                failed.append(exc)
+            k = take(helper)
+
+    def helper() -> None:
+        _yield_to_others()
+        run(take(True), True)
+
+    helpers = [
+        threading.Thread(target=helper, name=f"lsearch-{k}", daemon=True)
+        for k in range(1, min(threads, len(jobs)))
+    ]
+    for t in helpers:
+        t.start()
+    run(0, False)
+    for t in helpers:
+        t.join(max(0.0, until - time.perf_counter()) + HELPER_GRACE_S)
+        if t.is_alive():
+            _late.add(t)
+    if failed:
+        raise failed[0]
+    return list(results)
+
+
+_late: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+@atexit.register
+def _join_late() -> None:
+    """A search thread still inside native code when the interpreter exits aborts the
+    process; a late helper ends within its own time limit, so wait for it."""
+    for t in list(_late):
+        t.join(LATE_JOIN_S)
+
+
+def _yield_to_others() -> None:
+    """Give the calling thread the lowest scheduling priority, where the system allows it
+    per thread (Linux takes a thread's id for a process id here); elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HELPER_NICE)
+    except OSError:  # a sandbox may refuse it: the helper then runs at the usual priority
+        log.debug("could not lower a search thread's priority", exc_info=True)

@@ -186,12 +186,15 @@ def _join_abandoned() -> None:
         worker.join(ABANDONED_JOIN_S)
 
 
-def make_sequencer(target_s: float | None = TARGET_S, solver: str = "lsearch") -> Sequencer:
+def make_sequencer(
+    target_s: float | None = TARGET_S, solver: str = "lsearch", threads: int | None = None
+) -> Sequencer:
     """The re-sequencer the benchmark (``bench/resequence.py``) shows is best; with
     ``target_s=None`` it spends the whole budget whatever the size.
 
     ``solver="lsearch"`` (the default): the greedy's starts without their Python local
-    search, then the compiled local search (:mod:`edge.sequencer.lsearch`) for the rest.
+    search, then the compiled local search (:mod:`edge.sequencer.lsearch`) for the rest,
+    ``threads`` searches side by side (``None``: two, or one on a single-CPU machine).
     ``solver="pyvrp"``: the greedy, then PyVRP (the default until the compiled search).
     Without the compiled extension the default falls back to PyVRP; without PyVRP,
     OR-Tools does all the work.
@@ -205,7 +208,7 @@ def make_sequencer(target_s: float | None = TARGET_S, solver: str = "lsearch") -
             log.warning("the compiled local search is not built; the re-sequencer uses PyVRP")
         else:
             return PortfolioSequencer(
-                primary=LocalSearchSequencer(),
+                primary=LocalSearchSequencer(threads=threads),
                 fallback=GreedySequencer(polish=False, rebuild_current=False, compiled=True),
                 target_s=target_s,
                 solver_share=LSEARCH_SHARE,
