@@ -1,8 +1,9 @@
-"""``wayline resequence INSTANCE --stops N --seconds S --json [--seed K]``.
+"""``wayline resequence INSTANCE --stops N --seconds S --json [--seed K] [--threads T]``.
 
 One vehicle leaves the depot of a Solomon-format instance at the depot's ready time and
 serves customers 1..N with soft windows (capacity ignored), re-sequenced by the default
-sequencer within S seconds. Prints ``{"order", "distance", "lateness", "seconds"}``, with
+sequencer within S seconds (T searches side by side; by default two, or one on a
+single-CPU machine). Prints ``{"order", "distance", "lateness", "seconds"}``, with
 distance (double-precision Euclidean) and lateness (time past due dates) computed by
 :func:`routing.check_route`. Bad input gives a one-line error on stderr and exit code 2.
 """
@@ -29,6 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stops", type=int, required=True, help="serve customers 1..N")
     parser.add_argument("--seconds", type=float, default=0.2, help="time budget (default 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="searches side by side (default: two, or one on a single-CPU machine)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -39,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--seconds must be non-negative, not {args.seconds}")
         if args.seed < 0:
             raise ValueError(f"--seed must be non-negative, not {args.seed}")
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, not {args.threads}")
         inst = read_instance(args.instance)
         if not 1 <= args.stops <= inst.size:
             raise ValueError(f"--stops must be in 1..{inst.size} for {inst.name}, not {args.stops}")
@@ -46,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wayline resequence: error: {exc}", file=sys.stderr)
         return 2
     try:
-        sequencer = make_sequencer()
+        sequencer = make_sequencer(threads=args.threads)
         problem = problem_from_instance(inst, list(range(1, args.stops + 1)))
         params = SequencerParams(time_limit_s=max(MIN_BUDGET_S, args.seconds), seed=args.seed)
         t0 = time.perf_counter()

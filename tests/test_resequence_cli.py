@@ -24,7 +24,9 @@ def _run(argv: list[str]) -> int:
     return resequence_cli.run(parser.parse_args(argv))
 
 
-def test_json_output_matches_check_route(capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_output_matches_check_route(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert _run([C101, "--stops", "40", "--seconds", "0.2", "--json", "--seed", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"order", "distance", "lateness", "seconds"}
@@ -33,6 +35,20 @@ def test_json_output_matches_check_route(capsys: pytest.CaptureFixture[str]) -> 
     assert out["distance"] == check.distance
     assert out["lateness"] == check.lateness
     assert 0 < out["seconds"] < 0.5
+    # one search instead of two: a route all the same
+    asked: list[int | None] = []
+    real = resequence_cli.make_sequencer
+
+    def spy(threads: int | None = None) -> object:
+        asked.append(threads)
+        return real(threads=threads)
+
+    monkeypatch.setattr(resequence_cli, "make_sequencer", spy)
+    assert _run([C101, "--stops", "40", "--seconds", "0.1", "--json", "--threads", "1"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert sorted(one["order"]) == list(range(1, 41))
+    assert one["distance"] == check_route(read_instance(C101), one["order"]).distance
+    assert asked == [1]
 
 
 @pytest.mark.parametrize(
@@ -42,6 +58,7 @@ def test_json_output_matches_check_route(capsys: pytest.CaptureFixture[str]) -> 
         ([C101, "--stops", "0"], "--stops"),
         ([C101, "--stops", "101"], "--stops"),
         ([C101, "--stops", "5", "--seconds", "-1"], "--seconds"),
+        ([C101, "--stops", "5", "--threads", "0"], "--threads"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(
