@@ -567,7 +567,7 @@ def test_two_threads_search_side_by_side_from_the_warm_start_and_the_drivers_ord
     from bench.resequence import van_day
 
     # each call waits at a barrier for the other: run one after the other, they would not
-    # pass it (BrokenBarrierError after its timeout, raised as a SequencerError); on a busy
+    # pass it (BrokenBarrierError after its timeout fails the test); on a busy
     # machine the low-priority helper may end late, so here it is awaited whatever it takes
     monkeypatch.setattr(lsearch, "HELPER_GRACE_S", 10.0)
     barrier = threading.Barrier(2, timeout=10)
