@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -14,7 +17,24 @@ from edge.sequencer.problem import (
 )
 from edge.sequencer.schedule import Evaluator
 
-__all__ = ["Sequencer", "build_result"]
+__all__ = ["Sequencer", "build_result", "wait_at_exit"]
+
+LATE_JOIN_S = 5.0  # at exit, how long to wait for each solver thread left running
+
+_late: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def wait_at_exit(thread: threading.Thread) -> None:
+    """Have the interpreter wait for ``thread``, a solver thread its caller stopped waiting
+    for, when it exits (up to ``LATE_JOIN_S``): a thread still inside native code when the
+    interpreter exits aborts the process, and a solver ends within its own time limit."""
+    _late.add(thread)
+
+
+@atexit.register
+def _join_late() -> None:
+    for thread in list(_late):
+        thread.join(LATE_JOIN_S)
 
 
 @runtime_checkable

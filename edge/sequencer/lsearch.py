@@ -39,21 +39,19 @@ problem; :func:`search` runs the search on stop positions.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
 import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
 from edge.sequencer import _lsearch
-from edge.sequencer.base import build_result
+from edge.sequencer.base import build_result, wait_at_exit
 from edge.sequencer.greedy import URGENCIES
 from edge.sequencer.problem import (
     SequencerError,
@@ -81,7 +79,6 @@ THREADS = 2  # searches side by side (at most the CPUs): see LocalSearchSequence
 THREAD_SEED_STRIDE = 1 << 32  # thread k searches with seed + k * this
 HELPER_NICE = 19  # the helper threads' priority: CPU no one else wants
 HELPER_GRACE_S = 0.005  # how long past its phase a helper's search is still awaited
-LATE_JOIN_S = 1.0  # at exit, how long to wait for each helper that was not awaited
 # the C search's rule (bit 0: first improvement in the first descent; bit 1: after kicks)
 RULE_TIGHT = 2  # narrow windows: best moves first, then first improvement
 RULE_LOOSE = 3  # wide windows, a route built from a poor order: first improvement
@@ -346,21 +343,10 @@ def _side_by_side(jobs: list[Callable[[], _T]], threads: int, until: float) -> l
     for t in helpers:
         t.join(max(0.0, until - time.perf_counter()) + HELPER_GRACE_S)
         if t.is_alive():
-            _late.add(t)
+            wait_at_exit(t)
     if failed:
         raise failed[0]
     return list(results)
-
-
-_late: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
-
-
-@atexit.register
-def _join_late() -> None:
-    """A search thread still inside native code when the interpreter exits aborts the
-    process; a late helper ends within its own time limit, so wait for it."""
-    for t in list(_late):
-        t.join(LATE_JOIN_S)
 
 
 def _yield_to_others() -> None:

@@ -27,14 +27,12 @@ repairing a good route after a trigger, the agent's everyday call, it mostly has
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
-import weakref
 from dataclasses import replace
 
-from edge.sequencer.base import Sequencer, build_result
+from edge.sequencer.base import Sequencer, build_result, wait_at_exit
 from edge.sequencer.greedy import GreedySequencer
 from edge.sequencer.problem import (
     SequenceResult,
@@ -55,7 +53,6 @@ LSEARCH_SHARE = 0.97  # the same for the compiled search (a hard deadline in its
 PLAN_DISTANCE_RATIO = 1.0  # a plan is no longer than the greedy route...
 PLAN_LATENESS_SHARE = 0.05  # ...and late by at most this share of the day per stop
 GRACE_S = 0.05  # how long past the budget a solver's answer is still awaited
-ABANDONED_JOIN_S = 5.0  # at exit, how long to wait for each solver that missed its budget
 
 
 class PortfolioSequencer:
@@ -150,7 +147,7 @@ class PortfolioSequencer:
         worker.join(timeout)
         if worker.is_alive() or not box:
             log.warning("%s missed its %.3f s budget; the fallback stands", solver.name, timeout)
-            _abandoned.add(worker)
+            wait_at_exit(worker)
             return None
         out = box[0]
         if isinstance(out, BaseException):
@@ -173,17 +170,6 @@ def _plan_like(problem: SequencingProblem, current: SequenceResult, greedy: Sequ
         return False
     horizon = max(1, problem.day_end - problem.start_time)
     return current.lateness <= PLAN_LATENESS_SHARE * horizon * len(problem.stops)
-
-
-_abandoned: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
-
-
-@atexit.register
-def _join_abandoned() -> None:
-    """A solver thread still inside native code when the interpreter exits aborts the
-    process; the late ones end within their own time limit, so wait for them."""
-    for worker in list(_abandoned):
-        worker.join(ABANDONED_JOIN_S)
 
 
 def make_sequencer(
