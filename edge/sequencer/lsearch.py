@@ -31,7 +31,7 @@ Two searches run side by side (``THREADS``, at most the machine's CPUs), each wi
 seed: on a route built from a poor order the second goes from the driver's own order, on a
 small day the two cheapest screened routes go on, and the cheapest route found wins. The
 second runs at the lowest priority, on CPU no one else wants: on a busy gateway the answer
-is about what one search finds, and the tablet's server is never slowed by it.
+is about what one search finds, and the tablet's server comes before it.
 
 :func:`compile_problem` gives the keyword arguments of ``_lsearch.cost``/``search`` for a
 problem; :func:`search` runs the search on stop positions.
