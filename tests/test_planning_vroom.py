@@ -13,6 +13,7 @@ import pytest
 from cloud.planning import (
     PlanningParams,
     PlanStatus,
+    forked,
     hierarchical_params,
     plan,
     portfolio,
@@ -77,8 +78,8 @@ def test_on_a_large_day_vroom_runs_its_construction_only(
     large = VroomPlanner().solve(solomon_model(thousand), 4.0)
     small = VroomPlanner().solve(solomon_model(solomon_instance("C101", 20)), 4.0)
     assert large.message == f"timeout {vp.LARGE_DAY_SEARCH_S:.3f}"
-    assert small.message == f"timeout {4.0 - vp.CHILD_MARGIN_S:.3f}"
-    assert vp.child_timeout(1.0) == pytest.approx(vp.CHILD_TIMEOUT_SHARE)
+    assert small.message == f"timeout {4.0 - forked.CHILD_MARGIN_S:.3f}"
+    assert forked.child_timeout(1.0) == pytest.approx(forked.CHILD_TIMEOUT_SHARE)
 
 
 def test_vroom_s_construction_plans_a_thousand_order_day(thousand: object) -> None:
@@ -204,9 +205,11 @@ def test_the_plan_beside_is_the_distance_phase_s_start_once_done_and_else_a_cand
     starts: list[PlanResult] = []
     shorten = PyVrpPlanner.shorten
 
-    def recorded(self: PyVrpPlanner, model: object, best: PlanResult, t: float) -> PlanResult:
-        starts.append(best)
-        return shorten(self, model, best, t)  # type: ignore[arg-type]
+    def recorded(
+        self: PyVrpPlanner, model: object, best: PlanResult, t: float, **kw: int
+    ) -> PlanResult:
+        starts.append(best)  # in this process; the second search's child has its own list
+        return shorten(self, model, best, t, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(PyVrpPlanner, "shorten", recorded)
     result = PortfolioPlanner().solve(model, 2.0)

@@ -24,6 +24,7 @@ from pyvrp.exceptions import PenaltyBoundWarning
 from pyvrp.stop import FirstFeasible, MaxIterations, MaxRuntime, MultipleCriteria
 
 from cloud.planning.evaluate import assignment_of, evaluate, no_solution
+from cloud.planning.forked import ForkedRun, child_timeout
 from cloud.planning.model import ANYWHERE, Model, build_model
 from cloud.planning.params import PlanningParams
 from cloud.planning.problem import OrderKind, PlanningProblem
@@ -94,7 +95,9 @@ class PyVrpPlanner:
             return no_solution(model, self.name, seconds, "PyVRP found no feasible plan in time")
         return evaluate(model, _assignment(result.best, groups), self.name, seconds)
 
-    def shorten(self, model: Model, best: PlanResult, time_limit_s: float) -> PlanResult:
+    def shorten(
+        self, model: Model, best: PlanResult, time_limit_s: float, *, seed: int | None = None
+    ) -> PlanResult:
         """The distance phase: shorten ``best``'s routes, held to its fleet.
 
         PyVRP searches from its own random start within ``best``'s vehicle count, not from
@@ -104,7 +107,8 @@ class PyVrpPlanner:
         against 1367). If the fresh search has no feasible plan after ``FRESH_START_SHARE``
         of the time (a fleet that was hard to reach), the rest is spent from ``best``. A phase
         shorter than ``FRESH_MIN_S``, or on more than ``FRESH_MAX_ORDERS`` orders, searches
-        from ``best`` throughout.
+        from ``best`` throughout. ``seed`` replaces the model's (a second search beside this
+        one, ``start_shorten``, takes another).
         The result is the better of ``best`` and what the search found.
         """
         t0 = time.perf_counter()
@@ -115,7 +119,7 @@ class PyVrpPlanner:
             return best
         data = _held_to(data, best.vehicles_used)
         cap = data.vehicle_type(0).num_available
-        seed = model.params.seed
+        seed = model.params.seed if seed is None else seed
         budget = time_limit_s - (time.perf_counter() - t0)
         if budget < 2 * _MIN_BUDGET_S:
             return best
@@ -133,6 +137,22 @@ class PyVrpPlanner:
         seconds = time.perf_counter() - t0
         shorter = evaluate(model, _assignment(res.best, groups), self.name, seconds)
         return shorter if _key(shorter) < _key(best) else best
+
+    def start_shorten(
+        self, model: Model, best: PlanResult, time_limit_s: float, *, seed: int
+    ) -> ForkedRun:
+        """``shorten`` with ``seed``, in a forked child, returning at once: the portfolio
+        runs it on the machine's second core beside its own distance search and keeps the
+        better plan. The child's search ends a margin before ``time_limit_s`` (the time it
+        takes to hand the plan over), and is killed at it."""
+        return ForkedRun(
+            model,
+            time_limit_s,
+            _shortened,
+            (model, best, child_timeout(time_limit_s), seed),
+            solver=self.name,
+            label="PyVRP",
+        )
 
     def fewer_vehicles(
         self,
@@ -200,6 +220,12 @@ class PyVrpPlanner:
         fewer = evaluate(model, _assignment(sol, groups), self.name, seconds)
         logger.info("fleet phase: %d -> %d vehicles", best.vehicles_used, fewer.vehicles_used)
         return fewer if _key(fewer) < _key(best) else best
+
+
+def _shortened(
+    model: Model, best: PlanResult, time_limit_s: float, seed: int
+) -> dict[int, list[int]]:
+    return assignment_of(model, PyVrpPlanner().shorten(model, best, time_limit_s, seed=seed))
 
 
 def _held_to(data: Any, vehicles: int) -> Any:

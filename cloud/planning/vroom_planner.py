@@ -12,34 +12,27 @@ solve that must replay exactly (one with ``iteration_limit``).
 VROOM's timeout bounds its local search, not its construction heuristics: at 1,000 orders
 a 1.5 s timeout took 7-29 s on the shared 2-core machine under load. So VROOM runs in a
 forked child that is killed at the deadline: the solve then says VROOM found no plan in
-time, and the caller's budget holds. ``VroomPlanner.start`` returns at once with the run
-(``VroomRun``), so the caller can work beside it (the portfolio runs PyVRP on the other
-core) and collect the plan later. On a day of more than ``LARGE_DAY_ORDERS`` orders VROOM
-runs its construction only. A child forked from a process with other threads
-could in principle block on a lock one of them held; it is then killed at the same
-deadline, so the caller never waits longer (the coordinator's solves are bounded by
-iterations and never call VROOM).
+time, and the caller's budget holds (``forked.ForkedRun``). ``VroomPlanner.start`` returns
+at once with the run (``VroomRun``), so the caller can work beside it (the portfolio runs
+PyVRP on the other core) and collect the plan later. On a day of more than
+``LARGE_DAY_ORDERS`` orders VROOM runs its construction only. The coordinator's solves are
+bounded by iterations and never call VROOM.
 """
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
 import time
 from datetime import timedelta
-from typing import Any
 
 import numpy as np
 import vroom
 
-from cloud.planning.evaluate import evaluate, no_solution
+from cloud.planning.forked import ForkedRun, child_timeout
 from cloud.planning.model import ANYWHERE, Model
 from cloud.planning.problem import OrderKind
 from cloud.planning.result import PlanResult
 
 __all__ = ["VroomPlanner", "VroomRun", "vroom_supports"]
-
-logger = logging.getLogger(__name__)
 
 EXPLORATION_LEVEL = 4
 """Level 5 doubles the time for little: 4 reached R103's 13 vehicles in 4.5 s, 5 in 9 s."""
@@ -56,13 +49,6 @@ construction: at 1,000 orders VROOM returned 0.9-2 s after its timeout. So its s
 all but cut, and the solve returns as soon as the construction is done."""
 THREADS = 2
 _MIN_BUDGET_S = 0.05
-KILL_GRACE_S = 0.1
-"""How long past its deadline a forked VROOM solve may take to hand its plan over."""
-CHILD_TIMEOUT_SHARE = 0.75
-CHILD_MARGIN_S = 0.5
-"""A forked VROOM's own timeout is its budget less a margin of ``1 - CHILD_TIMEOUT_SHARE``
-of it, at most ``CHILD_MARGIN_S``: VROOM overruns its timeout a little even on small
-problems, by about the time its construction takes."""
 
 
 def vroom_supports(model: Model) -> bool:
@@ -81,11 +67,6 @@ def is_large_day(model: Model) -> bool:
     return len(model.orders) > LARGE_DAY_ORDERS
 
 
-def child_timeout(time_limit_s: float) -> float:
-    """VROOM's own timeout in a child with a budget of ``time_limit_s``."""
-    return time_limit_s - min((1 - CHILD_TIMEOUT_SHARE) * time_limit_s, CHILD_MARGIN_S)
-
-
 class VroomPlanner:
     """Plans with VROOM at its top exploration level, bounded by its timeout."""
 
@@ -101,76 +82,23 @@ class VroomPlanner:
         return VroomRun(model, time_limit_s, threads)
 
 
-class VroomRun:
+class VroomRun(ForkedRun):
     """One VROOM solve running in a forked child, killed at its deadline."""
 
     def __init__(self, model: Model, time_limit_s: float, threads: int) -> None:
-        self._model = model
-        self._t0 = time.perf_counter()
-        self._budget = time_limit_s
-        self._deadline = self._t0 + max(time_limit_s, _MIN_BUDGET_S)
-        self._answer: dict[int, list[int]] | str | None = None
-        self._result: PlanResult | None = None
-        self._child: Any = None
-        if not vroom_supports(model):
-            self._answer = "VROOM does not support this problem"
-            return
         timeout = child_timeout(time_limit_s)
         if is_large_day(model):
             timeout = min(LARGE_DAY_SEARCH_S, timeout)
-        ctx = multiprocessing.get_context("fork")
-        self._receiver, sender = ctx.Pipe(duplex=False)
-        self._child = ctx.Process(
-            target=_child, args=(model, timeout, threads, sender), daemon=True
+        refused = None if vroom_supports(model) else "VROOM does not support this problem"
+        super().__init__(
+            model,
+            time_limit_s,
+            _solve,
+            (model, timeout, threads),
+            solver=VroomPlanner.name,
+            label="VROOM",
+            refused=refused,
         )
-        self._child.start()
-        sender.close()
-
-    def result(self) -> PlanResult:
-        """The plan, waiting for it at most until the deadline (and ``KILL_GRACE_S``);
-        collected and checked once, then kept."""
-        if self._result is None:
-            if self._answer is None:
-                self._answer = self._collect()
-            seconds = time.perf_counter() - self._t0
-            if isinstance(self._answer, str):
-                self._result = no_solution(self._model, VroomPlanner.name, seconds, self._answer)
-            else:
-                self._result = evaluate(self._model, self._answer, VroomPlanner.name, seconds)
-        return self._result
-
-    def done(self) -> bool:
-        """Whether the plan (or the child's end) is in, so that ``result`` will not wait."""
-        return self._answer is not None or self._receiver.poll(0)
-
-    def cancel(self) -> None:
-        """Stop the child now, if it still runs; ``result`` then says so."""
-        if self._answer is None:
-            self._answer = "VROOM cancelled"
-            self._stop()
-
-    def _collect(self) -> dict[int, list[int]] | str:
-        child, receiver = self._child, self._receiver
-        try:
-            if receiver.poll(max(self._deadline - time.perf_counter(), 0.0) + KILL_GRACE_S):
-                answer: Any = receiver.recv()
-                return answer if isinstance(answer, dict | str) else "VROOM: unexpected answer"
-            logger.info("VROOM: no plan within %.2f s; stopped", self._budget)
-            return "VROOM found no plan in time"
-        except EOFError:
-            child.join(KILL_GRACE_S)  # closed its end by exiting: reap it for the exit code
-            return f"VROOM stopped without a plan (exit code {child.exitcode})"
-        finally:
-            self._stop()
-
-    def _stop(self) -> None:
-        if self._child is None:
-            return
-        if self._child.is_alive():
-            self._child.kill()
-        self._child.join()
-        self._receiver.close()
-        self._child = None
 
 
 def _solve(model: Model, time_limit_s: float, threads: int = THREADS) -> dict[int, list[int]]:
@@ -191,15 +119,6 @@ def _solve(model: Model, time_limit_s: float, threads: int = THREADS) -> dict[in
         if jobs:
             assignment[int(vid) - 1] = jobs
     return assignment
-
-
-def _child(model: Model, time_limit_s: float, threads: int, sender: Any) -> None:
-    try:
-        answer: dict[int, list[int]] | str = _solve(model, time_limit_s, threads)
-    except Exception as exc:  # the parent reports it; the child has no one else to tell
-        answer = f"VROOM failed: {exc}"
-    sender.send(answer)
-    sender.close()
 
 
 def _matrix(a: np.ndarray) -> np.ndarray:
