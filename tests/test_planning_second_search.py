@@ -154,6 +154,21 @@ def test_the_portfolio_weighs_a_real_second_search_and_reaps_it(
     assert run._child is None  # type: ignore[attr-defined]  # collected and reaped
 
 
+def test_a_second_search_that_cannot_start_leaves_the_caller_s_plan(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_fork(*_: object, **__: object) -> object:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(PyVrpPlanner, "start_shorten", no_fork)
+    monkeypatch.setattr(portfolio, "spare_cores", lambda: 1)
+    inst, model = _model(2.0)
+    with caplog.at_level("WARNING", logger="cloud.planning.portfolio"):
+        result = PortfolioPlanner().solve(model, 2.0)  # type: ignore[arg-type]
+    assert_feasible_and_complete(inst, result)
+    assert "second distance search not started" in caplog.text
+
+
 def test_other_seed_is_another_valid_seed() -> None:
     assert other_seed(0) == 1
     assert other_seed(2**32 - 1) == 0  # PyVRP's seeds are 32-bit

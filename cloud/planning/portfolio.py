@@ -241,11 +241,10 @@ class SecondSearch:
         start = self._best if beside is None else better(self._best, beside.result())
         seed = other_seed(self._model.params.seed)
         logger.info("second distance search: seed %d, %.2f s", seed, left)
-        self._run = self._pyvrp.start_shorten(self._model, start, left, seed=seed)
-
-    @property
-    def started(self) -> bool:
-        return self._run is not None
+        try:
+            self._run = self._pyvrp.start_shorten(self._model, start, left, seed=seed)
+        except OSError as exc:  # no process to be had: the caller's own search stands
+            logger.warning("second distance search not started: %s", exc)
 
     def result(self) -> PlanResult | None:
         """The second search's plan (waiting for it until the deadline), or ``None`` if it
