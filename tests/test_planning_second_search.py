@@ -181,3 +181,15 @@ def test_other_seed_is_another_valid_seed() -> None:
     assert other_seed(0) == 1
     assert other_seed(2**32 - 1) == 0  # PyVRP's seeds are 32-bit
     assert PlanningParams(seed=other_seed(41)).seed == 42
+
+
+def test_spare_cores_counts_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(portfolio.os, "sched_getaffinity", lambda _: {0}, raising=False)
+    assert portfolio.spare_cores() == 0  # pinned to one CPU: no second search
+    monkeypatch.setattr(portfolio.os, "sched_getaffinity", lambda _: {0, 3}, raising=False)
+    assert portfolio.spare_cores() == 1
+    monkeypatch.delattr(portfolio.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(portfolio.os, "cpu_count", lambda: 4)
+    assert portfolio.spare_cores() == 3  # where the system does not say: the machine's CPUs

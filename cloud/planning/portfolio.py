@@ -261,8 +261,11 @@ class SecondSearch:
 
 
 def spare_cores() -> int:
-    """CPUs this process may use beyond the one it runs on."""
-    return max(len(os.sched_getaffinity(0)) - 1, 0)
+    """CPUs this process may use beyond the one it runs on (where the system does not say
+    which it may use, the machine's CPUs)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    cpus = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    return max(cpus - 1, 0)
 
 
 def other_seed(seed: int) -> int:
