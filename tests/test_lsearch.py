@@ -170,6 +170,7 @@ def test_search_answers_a_valid_route_never_costlier_than_its_warm_start() -> No
             time_limit=0.05,
             rule=rng.choice([3, 0, 4, 9]),  # first or best improvement, mixed, both
             accept=rng.choice([0.0, 0.01]),
+            segment=rng.choice([1, 2, 3, 5]),
         )
         assert sorted(route) == list(range(len(prob.stops))), case
         if fixed:
@@ -198,6 +199,7 @@ def test_every_applied_move_costs_what_it_was_priced_at() -> None:
             time_limit=0,
             max_iters=60,
             rule=rng.choice([0, 1, 2, 3]),
+            segment=rng.choice([1, 3, 8]),
         )
         assert stats["mispriced"] == 0, case
         moves += stats["moves"]
@@ -366,6 +368,10 @@ def test_search_parameters_are_checked() -> None:
     for bad in ({"fixed": 2}, {"neighbours": 0}, {"accept": -1.0}):
         with pytest.raises(ValueError):
             _lsearch.search(**args, **bad)
+    for segment in (0, -1, 9):
+        with pytest.raises(ValueError, match=f"segment must be 1 to 8, not {segment}"):
+            _lsearch.search(**args, segment=segment)
+    assert _lsearch.search(**args, segment=8, time_limit=0.01)[1] > 0  # still works
 
 
 @pytest.mark.parametrize(
@@ -480,17 +486,20 @@ def test_the_descent_rule_follows_the_days_windows() -> None:
 
 def _spy_on_search(
     monkeypatch: pytest.MonkeyPatch, before: Callable[[], object] | None = None
-) -> list[tuple[list[int], int, float, float, int, int, list[int]]]:
+) -> list[tuple[list[int], int, float, float, int, int, list[int], int]]:
     """Record each call of the compiled search: start, rule, time limit, cost found,
-    neighbours, seed, route found. ``before`` runs first in each call."""
-    calls: list[tuple[list[int], int, float, float, int, int, list[int]]] = []
+    neighbours, seed, route found, or-opt's longest segment. ``before`` runs first in each
+    call."""
+    calls: list[tuple[list[int], int, float, float, int, int, list[int], int]] = []
     real = lsearch.search
 
     def spy(args, route, fixed, seed, time_limit_s, *a, **kw):  # type: ignore[no-untyped-def]
         if before is not None:
             before()
         out = real(args, route, fixed, seed, time_limit_s, *a, **kw)
-        calls.append((list(route), kw["rule"], time_limit_s, out[1], a[0], seed, list(out[0])))
+        calls.append(
+            (list(route), kw["rule"], time_limit_s, out[1], a[0], seed, list(out[0]), kw["segment"])
+        )
         return out
 
     monkeypatch.setattr(lsearch, "search", spy)
@@ -720,6 +729,23 @@ def test_a_large_loose_day_from_a_poor_order_looks_at_more_neighbours(
     calls.clear()
     LocalSearchSequencer(neighbours=30, threads=1).solve(van_day(150, 3), params, repair=False)
     assert calls[0][4] == 30  # asked for more: kept
+
+
+def test_a_repair_moves_single_stops_and_a_route_from_a_poor_order_segments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.resequence import van_day
+
+    params = SequencerParams(time_limit_s=0.03)
+    calls = _spy_on_search(monkeypatch)
+    for day in (van_day(60, 3), _solomon("RC101", 60, 2.0)):
+        for repair, want in ((True, lsearch.REPAIR_SEGMENT), (False, lsearch.SEGMENT)):
+            calls.clear()
+            r = LocalSearchSequencer(threads=2).solve(
+                day, params, repair=repair, driver_order=day.current_order
+            )
+            assert calls and {c[7] for c in calls} == {want}, (repair, want)
+            assert day.is_valid_order(r.order)
 
 
 def test_the_portfolio_tells_the_search_whether_it_repairs_a_plan(

@@ -13,8 +13,8 @@
  *   construct(...) -> order: the greedy's insertion or nearest neighbour (greedy.py's, the
  *                     same routes)
  *
- * The search: 2-opt (segment reversal), or-opt (a segment of 1-3 stops moved next to a
- * near stop, both orientations) and swap, over granular neighbour lists (the k stops
+ * The search: 2-opt (segment reversal), or-opt (a segment of 1 to `segment` stops, 3 by
+ * default, moved next to a near stop, both orientations) and swap, over granular neighbour lists (the k stops
  * nearest by travel time plus the wait or lateness their windows imply), first
  * improvement with don't-look bits. A move rewrites the positions lo..hi only, so it is
  * priced by simulating from the cached state before lo, through the span, and on along
@@ -48,9 +48,8 @@
 #include <time.h>
 
 #define CHECK_EVERY 256 /* evaluations between two looks at the clock */
-#ifndef MAX_SEG
-#define MAX_SEG 3 /* or-opt segment length */
-#endif
+#define MAX_SEG 3 /* or-opt's longest segment by default (the keyword `segment`) */
+#define SEG_LIMIT 8 /* the longest `segment` accepted */
 #ifndef SEG_ENDS
 #define SEG_ENDS 0 /* or-opt segments that end at the stop too, not only start there */
 #endif
@@ -486,6 +485,7 @@ static inline int rng_below(Rng *g, int k) /* uniform in [0, k), k >= 1 */
 typedef struct {
     const Prob *p;
     int n, fixed, K;
+    int seg; /* or-opt's longest segment */
     int first; /* take the first move that gains (else the best of a stop's moves) */
     int *r, *pos, *near, *buf, *best, *queue;
     char *inq;
@@ -927,7 +927,7 @@ static int improve_stop(Search *S, int u)
         }
         /* or-opt: a segment of L stops that starts (or, with SEG_ENDS, ends) at u, moved
          * after position q (q = b: after v; q = b-1: before v), either way round */
-        for (int L = 1; L <= MAX_SEG; L++) {
+        for (int L = 1; L <= S->seg; L++) {
             for (int anchor = 0; anchor < (SEG_ENDS && L > 1 ? 2 : 1); anchor++) {
                 int s0 = anchor ? a - L + 1 : a, s1 = s0 + L - 1;
                 if (s0 < f || s1 >= n || (b >= s0 && b <= s1))
@@ -1062,7 +1062,7 @@ static void kick(Search *S, Rng *g)
         activate(S, S->r[a + l2]);
     } else {
         int a = f + rng_below(g, movable);
-        int L = 1 + rng_below(g, MAX_SEG);
+        int L = 1 + rng_below(g, S->seg);
         if (a + L > n)
             L = n - a;
         int u = S->r[a];
@@ -1154,7 +1154,7 @@ typedef struct {
 /* The iterated local search; route (n ints) is the warm start in, the best route out. */
 static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, double time_limit,
                       long long max_iters, long long patience, int K, double accept, int rule,
-                      double *out_cost, Stats *st)
+                      int seg, double *out_cost, Stats *st)
 {
     Search S;
     memset(&S, 0, sizeof(S));
@@ -1163,6 +1163,7 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
     S.p = p;
     S.n = n;
     S.fixed = fixed;
+    S.seg = seg;
     S.K = K < n - 1 ? K : n - 1;
     if (S.K < 0)
         S.K = 0;
@@ -1627,34 +1628,35 @@ PyDoc_STRVAR(search_doc,
              "       start_node, start_time, end_node, *, shift_end=None, capacity=None,\n"
              "       initial_load=0, break_=None, weights=(100.0, 10000.0, 1.0), fixed=0,\n"
              "       seed=0, time_limit=0.1, max_iters=-1, patience=-1, neighbours=20,\n"
-             "       accept=0.0, rule=3)\n"
+             "       accept=0.0, rule=3, segment=3)\n"
              "--\n\n"
              "Iterated local search from route (the warm start, stop positions); returns\n"
              "(order, cost, stats). fixed=1 keeps route[0] first. Stops at time_limit seconds\n"
              "(<= 0: no limit), after max_iters kicks or patience kicks without a gain\n"
              "(negative: no limit). accept: how much worse (a fraction) a kicked route may\n"
              "be and still be kept; rule: bit 0 first improvement in the first descent,\n"
-             "bit 1 after kicks, bit 2 either at random per kick, bit 3 both first descents.\n"
+             "bit 1 after kicks, bit 2 either at random per kick, bit 3 both first descents;\n"
+             "segment: or-opt's longest segment (1 to 8).\n"
              "Never returns a costlier route than the warm start.");
 
 static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {PROBLEM_KW, "fixed",     "seed",       "time_limit", "max_iters",
-                             "patience", "neighbours", "accept", "rule", NULL};
+                             "patience", "neighbours", "accept", "rule", "segment", NULL};
     PyObject *tt, *dm, *nodes, *ready, *due, *service, *dload, *depth, *route;
     PyObject *shift_end = Py_None, *capacity = Py_None, *brk = Py_None;
     long long start_node, start_time, end_node, initial_load = 0;
     double wl = 100.0, wo = 10000.0, wd = 1.0;
-    int fixed = 0, neighbours = 20, rule = FIRST_IMP;
+    int fixed = 0, neighbours = 20, rule = FIRST_IMP, seg = MAX_SEG;
     unsigned long long seed = 0;
     double time_limit = 0.1, accept = 0.0;
     long long max_iters = -1, patience = -1;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "OOOOOOOOOLLL|$OOLO(ddd)iKdLLidi:search", kwlist, &tt, &dm, &nodes, &ready,
+            args, kw, "OOOOOOOOOLLL|$OOLO(ddd)iKdLLidii:search", kwlist, &tt, &dm, &nodes, &ready,
             &due, &service, &dload, &depth, &route, &start_node, &start_time, &end_node,
             &shift_end, &capacity, &initial_load, &brk, &wl, &wo, &wd, &fixed, &seed,
-            &time_limit, &max_iters, &patience, &neighbours, &accept, &rule))
+            &time_limit, &max_iters, &patience, &neighbours, &accept, &rule, &seg))
         return NULL;
     if (fixed != 0 && fixed != 1) {
         PyErr_SetString(PyExc_ValueError, "fixed must be 0 or 1");
@@ -1663,6 +1665,10 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
     if (neighbours < 1 || !(accept >= 0.0) || isnan(time_limit)) {
         PyErr_SetString(PyExc_ValueError,
                         "neighbours must be >= 1, accept >= 0 and time_limit a number");
+        return NULL;
+    }
+    if (seg < 1 || seg > SEG_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "segment must be 1 to %d, not %d", SEG_LIMIT, seg);
         return NULL;
     }
     Prob p;
@@ -1679,7 +1685,7 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = run_search(&p, r, fixed, (uint64_t)seed, time_limit, max_iters, patience, neighbours,
-                    accept, rule, &c, &st);
+                    accept, rule, seg, &c, &st);
     Py_END_ALLOW_THREADS
     prob_free(&p);
     if (rc < 0) {

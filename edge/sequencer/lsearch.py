@@ -1,8 +1,9 @@
 """The compiled local-search re-sequencer (``edge/sequencer/_lsearch.c``).
 
 An iterated local search over one vehicle's route: 2-opt, or-opt (segments of 1-3 stops,
-both orientations) and swap over the stops nearest each stop, each move priced by the
-same simulation as :mod:`edge.sequencer.schedule` (soft windows, the break, the shift end,
+both orientations; single stops when it repairs a plan, ``REPAIR_SEGMENT``) and swap over
+the stops nearest each stop, each move priced by the same simulation as
+:mod:`edge.sequencer.schedule` (soft windows, the break, the shift end,
 capacity, depth), re-simulated from the first changed position only and dropped as soon as
 it cannot gain. It starts from ``problem.current_order`` (the portfolio hands it the plan or
 the greedy route), keeps the committed stop first, never answers a costlier route than its
@@ -68,6 +69,8 @@ log = logging.getLogger(__name__)
 NEIGHBOURS = 20  # granular neighbourhood: the stops nearest each stop by travel time
 WIDE_NEIGHBOURS = 24  # the same on a large day of wide windows built from a poor order
 WIDE_MIN_STOPS = 100  # "large": more stops than this
+SEGMENT = 3  # or-opt's longest segment, building a route from a poor order
+REPAIR_SEGMENT = 1  # ... and repairing a plan that drifted
 PATIENCE = 2_000  # kicks in a row without a gain after which the search stops
 RESERVE_S = 0.002  # kept back from the time limit for building the answer
 MIN_SEARCH_S = 0.001  # never hand the search less than this
@@ -143,6 +146,7 @@ def search(
     max_iters: int = -1,
     accept: float = 0.0,
     rule: int = 3,
+    segment: int = SEGMENT,
 ) -> tuple[list[int], float, dict[str, Any]]:
     """Run the compiled search from ``route`` (stop positions); the best route, its cost
     and the search's counters."""
@@ -157,6 +161,7 @@ def search(
         max_iters=max_iters,
         accept=accept,
         rule=rule,
+        segment=segment,
     )
 
 
@@ -239,6 +244,7 @@ class LocalSearchSequencer:
             )
 
             neighbours = self.neighbours
+            segment = REPAIR_SEGMENT if repair else SEGMENT
             if self.rule is None and rule == RULE_LOOSE and len(problem.stops) > WIDE_MIN_STOPS:
                 neighbours = max(neighbours, WIDE_NEIGHBOURS)
 
@@ -255,6 +261,7 @@ class LocalSearchSequencer:
                     neighbours,
                     self.patience,
                     rule=rule,
+                    segment=segment,
                 )
                 return found, cost
 
