@@ -171,6 +171,7 @@ def test_search_answers_a_valid_route_never_costlier_than_its_warm_start() -> No
             rule=rng.choice([3, 0, 4, 9]),  # first or best improvement, mixed, both
             accept=rng.choice([0.0, 0.01]),
             segment=rng.choice([1, 2, 3, 5]),
+            segment_after=rng.choice([0, 1, 4]),
         )
         assert sorted(route) == list(range(len(prob.stops))), case
         if fixed:
@@ -200,6 +201,7 @@ def test_every_applied_move_costs_what_it_was_priced_at() -> None:
             max_iters=60,
             rule=rng.choice([0, 1, 2, 3]),
             segment=rng.choice([1, 3, 8]),
+            segment_after=rng.choice([0, 1, 2]),
         )
         assert stats["mispriced"] == 0, case
         moves += stats["moves"]
@@ -371,6 +373,11 @@ def test_search_parameters_are_checked() -> None:
     for segment in (0, -1, 9):
         with pytest.raises(ValueError, match=f"segment must be 1 to 8, not {segment}"):
             _lsearch.search(**args, segment=segment)
+    for after in (-1, 9):
+        with pytest.raises(
+            ValueError, match=rf"segment_after must be 0 \(as segment\) to 8, not {after}"
+        ):
+            _lsearch.search(**args, segment_after=after)
     assert _lsearch.search(**args, segment=8, time_limit=0.01)[1] > 0  # still works
 
 
@@ -486,11 +493,11 @@ def test_the_descent_rule_follows_the_days_windows() -> None:
 
 def _spy_on_search(
     monkeypatch: pytest.MonkeyPatch, before: Callable[[], object] | None = None
-) -> list[tuple[list[int], int, float, float, int, int, list[int], int]]:
+) -> list[tuple[list[int], int, float, float, int, int, list[int], tuple[int, int]]]:
     """Record each call of the compiled search: start, rule, time limit, cost found,
-    neighbours, seed, route found, or-opt's longest segment. ``before`` runs first in each
-    call."""
-    calls: list[tuple[list[int], int, float, float, int, int, list[int], int]] = []
+    neighbours, seed, route found, or-opt's longest segments (first descent, after kicks).
+    ``before`` runs first in each call."""
+    calls: list[tuple[list[int], int, float, float, int, int, list[int], tuple[int, int]]] = []
     real = lsearch.search
 
     def spy(args, route, fixed, seed, time_limit_s, *a, **kw):  # type: ignore[no-untyped-def]
@@ -498,7 +505,16 @@ def _spy_on_search(
             before()
         out = real(args, route, fixed, seed, time_limit_s, *a, **kw)
         calls.append(
-            (list(route), kw["rule"], time_limit_s, out[1], a[0], seed, list(out[0]), kw["segment"])
+            (
+                list(route),
+                kw["rule"],
+                time_limit_s,
+                out[1],
+                a[0],
+                seed,
+                list(out[0]),
+                (kw["segment"], kw["segment_after"]),
+            )
         )
         return out
 
@@ -731,15 +747,19 @@ def test_a_large_loose_day_from_a_poor_order_looks_at_more_neighbours(
     assert calls[0][4] == 30  # asked for more: kept
 
 
-def test_a_repair_moves_single_stops_and_a_route_from_a_poor_order_segments(
+def test_or_opt_moves_single_stops_in_a_repair_and_segments_from_a_poor_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bench.resequence import van_day
 
     params = SequencerParams(time_limit_s=0.03)
     calls = _spy_on_search(monkeypatch)
-    for day in (van_day(60, 3), _solomon("RC101", 60, 2.0)):
-        for repair, want in ((True, lsearch.REPAIR_SEGMENT), (False, lsearch.SEGMENT)):
+    mended = (lsearch.REPAIR_SEGMENT, 0)  # single stops throughout
+    for day, built in (
+        (van_day(60, 3), (lsearch.SEGMENT, 0)),  # wide windows: segments throughout
+        (_solomon("RC101", 60, 2.0), (lsearch.SEGMENT, lsearch.TIGHT_SEGMENT_AFTER)),
+    ):
+        for repair, want in ((True, mended), (False, built)):
             calls.clear()
             r = LocalSearchSequencer(threads=2).solve(
                 day, params, repair=repair, driver_order=day.current_order

@@ -14,7 +14,8 @@
  *                     same routes)
  *
  * The search: 2-opt (segment reversal), or-opt (a segment of 1 to `segment` stops, 3 by
- * default, moved next to a near stop, both orientations) and swap, over granular neighbour lists (the k stops
+ * default, `segment_after` in the descents after a kick, moved next to a near stop, both
+ * orientations) and swap, over granular neighbour lists (the k stops
  * nearest by travel time plus the wait or lateness their windows imply), first
  * improvement with don't-look bits. A move rewrites the positions lo..hi only, so it is
  * priced by simulating from the cached state before lo, through the span, and on along
@@ -1154,7 +1155,7 @@ typedef struct {
 /* The iterated local search; route (n ints) is the warm start in, the best route out. */
 static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, double time_limit,
                       long long max_iters, long long patience, int K, double accept, int rule,
-                      int seg, double *out_cost, Stats *st)
+                      int seg, int seg_after, double *out_cost, Stats *st)
 {
     Search S;
     memset(&S, 0, sizeof(S));
@@ -1252,6 +1253,8 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
                 memset(S.inq, 0, (size_t)n);
             }
         }
+        if (seg_after > 0)
+            S.seg = seg_after;
         S.first = (rule & 2) != 0;
         cur_cost = S.cost;
         memcpy(cur, S.r, sizeof(int) * (size_t)n);
@@ -1628,7 +1631,7 @@ PyDoc_STRVAR(search_doc,
              "       start_node, start_time, end_node, *, shift_end=None, capacity=None,\n"
              "       initial_load=0, break_=None, weights=(100.0, 10000.0, 1.0), fixed=0,\n"
              "       seed=0, time_limit=0.1, max_iters=-1, patience=-1, neighbours=20,\n"
-             "       accept=0.0, rule=3, segment=3)\n"
+             "       accept=0.0, rule=3, segment=3, segment_after=0)\n"
              "--\n\n"
              "Iterated local search from route (the warm start, stop positions); returns\n"
              "(order, cost, stats). fixed=1 keeps route[0] first. Stops at time_limit seconds\n"
@@ -1636,27 +1639,29 @@ PyDoc_STRVAR(search_doc,
              "(negative: no limit). accept: how much worse (a fraction) a kicked route may\n"
              "be and still be kept; rule: bit 0 first improvement in the first descent,\n"
              "bit 1 after kicks, bit 2 either at random per kick, bit 3 both first descents;\n"
-             "segment: or-opt's longest segment (1 to 8).\n"
+             "segment: or-opt's longest segment (1 to 8); segment_after: the same in the\n"
+             "descents after a kick (0: as segment).\n"
              "Never returns a costlier route than the warm start.");
 
 static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {PROBLEM_KW, "fixed",     "seed",       "time_limit", "max_iters",
-                             "patience", "neighbours", "accept", "rule", "segment", NULL};
+                             "patience", "neighbours", "accept", "rule", "segment",
+                             "segment_after", NULL};
     PyObject *tt, *dm, *nodes, *ready, *due, *service, *dload, *depth, *route;
     PyObject *shift_end = Py_None, *capacity = Py_None, *brk = Py_None;
     long long start_node, start_time, end_node, initial_load = 0;
     double wl = 100.0, wo = 10000.0, wd = 1.0;
-    int fixed = 0, neighbours = 20, rule = FIRST_IMP, seg = MAX_SEG;
+    int fixed = 0, neighbours = 20, rule = FIRST_IMP, seg = MAX_SEG, seg_after = 0;
     unsigned long long seed = 0;
     double time_limit = 0.1, accept = 0.0;
     long long max_iters = -1, patience = -1;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "OOOOOOOOOLLL|$OOLO(ddd)iKdLLidii:search", kwlist, &tt, &dm, &nodes, &ready,
+            args, kw, "OOOOOOOOOLLL|$OOLO(ddd)iKdLLidiii:search", kwlist, &tt, &dm, &nodes, &ready,
             &due, &service, &dload, &depth, &route, &start_node, &start_time, &end_node,
             &shift_end, &capacity, &initial_load, &brk, &wl, &wo, &wd, &fixed, &seed,
-            &time_limit, &max_iters, &patience, &neighbours, &accept, &rule, &seg))
+            &time_limit, &max_iters, &patience, &neighbours, &accept, &rule, &seg, &seg_after))
         return NULL;
     if (fixed != 0 && fixed != 1) {
         PyErr_SetString(PyExc_ValueError, "fixed must be 0 or 1");
@@ -1669,6 +1674,11 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
     }
     if (seg < 1 || seg > SEG_LIMIT) {
         PyErr_Format(PyExc_ValueError, "segment must be 1 to %d, not %d", SEG_LIMIT, seg);
+        return NULL;
+    }
+    if (seg_after < 0 || seg_after > SEG_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "segment_after must be 0 (as segment) to %d, not %d",
+                     SEG_LIMIT, seg_after);
         return NULL;
     }
     Prob p;
@@ -1685,7 +1695,7 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = run_search(&p, r, fixed, (uint64_t)seed, time_limit, max_iters, patience, neighbours,
-                    accept, rule, seg, &c, &st);
+                    accept, rule, seg, seg_after, &c, &st);
     Py_END_ALLOW_THREADS
     prob_free(&p);
     if (rc < 0) {

@@ -1,14 +1,15 @@
 """The compiled local-search re-sequencer (``edge/sequencer/_lsearch.c``).
 
 An iterated local search over one vehicle's route: 2-opt, or-opt (segments of 1-3 stops,
-both orientations; single stops when it repairs a plan, ``REPAIR_SEGMENT``) and swap over
-the stops nearest each stop, each move priced by the same simulation as
-:mod:`edge.sequencer.schedule` (soft windows, the break, the shift end,
-capacity, depth), re-simulated from the first changed position only and dropped as soon as
-it cannot gain. It starts from ``problem.current_order`` (the portfolio hands it the plan or
-the greedy route), keeps the committed stop first, never answers a costlier route than its
-warm start, and stops at the time limit (a hard deadline inside the C loop) or once
-``patience`` kicks in a row have brought nothing. The search runs without the GIL.
+both orientations; single stops where it repairs a plan, and after the first descent on a
+day of narrow windows: :func:`choose_segments`) and swap over the stops nearest each stop,
+each move priced by the same simulation as :mod:`edge.sequencer.schedule` (soft windows,
+the break, the shift end, capacity, depth), re-simulated from the first changed position
+only and dropped as soon as it cannot gain. It starts from ``problem.current_order`` (the
+portfolio hands it the plan or the greedy route), keeps the committed stop first, never
+answers a costlier route than its warm start, and stops at the time limit (a hard deadline
+inside the C loop) or once ``patience`` kicks in a row have brought nothing. The search
+runs without the GIL.
 
 How it descends depends on the day (:func:`choose_rule`): on a day of narrow windows
 (:func:`window_share` under ``TIGHT_WINDOW_SHARE``) the first descent takes the best move
@@ -69,8 +70,9 @@ log = logging.getLogger(__name__)
 NEIGHBOURS = 20  # granular neighbourhood: the stops nearest each stop by travel time
 WIDE_NEIGHBOURS = 24  # the same on a large day of wide windows built from a poor order
 WIDE_MIN_STOPS = 100  # "large": more stops than this
-SEGMENT = 3  # or-opt's longest segment, building a route from a poor order
-REPAIR_SEGMENT = 1  # ... and repairing a plan that drifted
+SEGMENT = 3  # or-opt's longest segment, building a route from a poor order...
+TIGHT_SEGMENT_AFTER = 1  # ...after the first descent, on a day of narrow windows
+REPAIR_SEGMENT = 1  # ...and throughout, repairing a plan that drifted
 PATIENCE = 2_000  # kicks in a row without a gain after which the search stops
 RESERVE_S = 0.002  # kept back from the time limit for building the answer
 MIN_SEARCH_S = 0.001  # never hand the search less than this
@@ -107,6 +109,18 @@ def choose_rule(problem: SequencingProblem, repair: bool) -> int:
     if window_share(problem) < TIGHT_WINDOW_SHARE:
         return RULE_TIGHT
     return RULE_LOOSE_REPAIR if repair else RULE_LOOSE
+
+
+def choose_segments(rule: int, repair: bool) -> tuple[int, int]:
+    """Or-opt's longest segment in the first descent and in the descents after a kick
+    (0: the same): single stops where the search repairs a plan, and after the first
+    descent on a day of narrow windows; up to three stops otherwise. The shorter the
+    segments, the cheaper a descent and the more kicks fit in the time: that won where the
+    route is already close to good, and lost on the wide-window days built from a poor order
+    (``docs/performance.md``)."""
+    if repair:
+        return REPAIR_SEGMENT, 0
+    return SEGMENT, TIGHT_SEGMENT_AFTER if rule == RULE_TIGHT else 0
 
 
 def compile_problem(problem: SequencingProblem, params: SequencerParams) -> dict[str, Any]:
@@ -147,6 +161,7 @@ def search(
     accept: float = 0.0,
     rule: int = 3,
     segment: int = SEGMENT,
+    segment_after: int = 0,
 ) -> tuple[list[int], float, dict[str, Any]]:
     """Run the compiled search from ``route`` (stop positions); the best route, its cost
     and the search's counters."""
@@ -162,6 +177,7 @@ def search(
         accept=accept,
         rule=rule,
         segment=segment,
+        segment_after=segment_after,
     )
 
 
@@ -244,7 +260,7 @@ class LocalSearchSequencer:
             )
 
             neighbours = self.neighbours
-            segment = REPAIR_SEGMENT if repair else SEGMENT
+            segment, segment_after = choose_segments(rule, repair)
             if self.rule is None and rule == RULE_LOOSE and len(problem.stops) > WIDE_MIN_STOPS:
                 neighbours = max(neighbours, WIDE_NEIGHBOURS)
 
@@ -262,6 +278,7 @@ class LocalSearchSequencer:
                     self.patience,
                     rule=rule,
                     segment=segment,
+                    segment_after=segment_after,
                 )
                 return found, cost
 
