@@ -792,3 +792,31 @@ def test_the_portfolio_tells_the_search_whether_it_repairs_a_plan(
     assert seen[-1]["repair"] is True and seen[-1]["warm"] == drifted.current_order
     assert drifted.is_valid_order(r.order)
     assert r.cost <= simulate(drifted, drifted.current_order).cost(params) + 1e-6
+
+
+def test_the_search_keeps_kicked_routes_near_the_best_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sequencer asks for record-to-record acceptance; whatever the share, the answer is
+    the best route found, never costlier than the warm start."""
+    seen: list[float] = []
+    real = lsearch.search
+
+    def spy(*a, **kw):  # type: ignore[no-untyped-def]
+        seen.append(kw["accept"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(lsearch, "search", spy)
+    day = _solomon("R101", 60, 2.0)
+    r = LocalSearchSequencer(threads=1).solve(day, SequencerParams(time_limit_s=0.03))
+    assert seen == [lsearch.ACCEPT] and lsearch.ACCEPT > 0
+    assert day.is_valid_order(r.order)
+    args = compile_problem(day, SequencerParams())
+    warm = _route(day)
+    start = _lsearch.cost(**args, route=warm)[0]
+    for accept in (0.0, 0.003, 0.5):
+        route, cost, stats = _lsearch.search(
+            **args, route=warm, time_limit=0, max_iters=300, accept=accept, seed=1
+        )
+        assert cost <= start and stats["iterations"] == 300
+        assert cost == pytest.approx(_lsearch.cost(**args, route=np.asarray(route))[0])

@@ -34,7 +34,7 @@
  * cost. Each applied move's exact cost is checked against its price (stats "mispriced").
  * Between descents a kick (two adjacent segments exchanged; with KICK_KIND, also a random
  * segment moved next to a near stop) and an acceptance rule (no worse than the current
- * route, or slightly worse with accept > 0). Deterministic for a given seed and
+ * route, or, with accept > 0, within that fraction of the best found: record-to-record). Deterministic for a given seed and
  * iteration count; a hard deadline (CLOCK_MONOTONIC) is checked before every stop's
  * neighbourhood. The committed stop (fixed=1) stays first. The GIL is released while
  * the search runs; the inputs are copied first.
@@ -1286,7 +1286,7 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
             } else {
                 since++;
             }
-            if (S.cost <= cur_cost + accept * cur_cost) {
+            if (S.cost <= cur_cost || S.cost <= best_cost + accept * best_cost) {
                 cur_cost = S.cost;
                 memcpy(cur, S.r, sizeof(int) * (size_t)n);
             } else {
@@ -1636,8 +1636,8 @@ PyDoc_STRVAR(search_doc,
              "Iterated local search from route (the warm start, stop positions); returns\n"
              "(order, cost, stats). fixed=1 keeps route[0] first. Stops at time_limit seconds\n"
              "(<= 0: no limit), after max_iters kicks or patience kicks without a gain\n"
-             "(negative: no limit). accept: how much worse (a fraction) a kicked route may\n"
-             "be and still be kept; rule: bit 0 first improvement in the first descent,\n"
+             "(negative: no limit). accept: how much worse than the best found (a fraction)\n"
+             "a kicked route may be and still be kept; rule: bit 0 first improvement in the first descent,\n"
              "bit 1 after kicks, bit 2 either at random per kick, bit 3 both first descents;\n"
              "segment: or-opt's longest segment (1 to 8); segment_after: the same in the\n"
              "descents after a kick (0: as segment).\n"
