@@ -15,10 +15,10 @@
  *
  * The search: 2-opt (segment reversal), or-opt (a segment of 1 to `segment` stops, 3 by
  * default, `segment_after` in the descents after a kick, moved next to a near stop, both
- * orientations) and swap, over granular neighbour lists (the k stops
- * nearest by travel time plus the wait or lateness their windows imply), first
- * improvement with don't-look bits. A move rewrites the positions lo..hi only, so it is
- * priced by simulating from the cached state before lo, through the span, and on along
+ * orientations) and swap, over granular neighbour lists (the k stops nearest by travel
+ * time plus the wait or lateness their windows imply), first improvement with don't-look
+ * bits. A move rewrites the positions lo..hi only, so it is priced by simulating from the
+ * cached state before lo, through the span, and on along
  * the old suffix until the state (time, break pending) is the old state at the same
  * position, when the old suffix's totals are added; with no break pending, also as soon
  * as every later service provably shifts by the same amount (no wait absorbs it, no
@@ -34,9 +34,9 @@
  * cost. Each applied move's exact cost is checked against its price (stats "mispriced").
  * Between descents a kick (two adjacent segments exchanged; with KICK_KIND, also a random
  * segment moved next to a near stop) and an acceptance rule (no worse than the current
- * route, or, with accept > 0, within that fraction of the best found: record-to-record). Deterministic for a given seed and
- * iteration count; a hard deadline (CLOCK_MONOTONIC) is checked before every stop's
- * neighbourhood. The committed stop (fixed=1) stays first. The GIL is released while
+ * route, or, with accept > 0, within that fraction of the best found: record-to-record).
+ * Deterministic for a given seed and iteration count; a hard deadline (CLOCK_MONOTONIC)
+ * is checked before every stop's neighbourhood. The committed stop (fixed=1) stays first. The GIL is released while
  * the search runs; the inputs are copied first.
  */
 #define PY_SSIZE_T_CLEAN
@@ -1637,8 +1637,9 @@ PyDoc_STRVAR(search_doc,
              "(order, cost, stats). fixed=1 keeps route[0] first. Stops at time_limit seconds\n"
              "(<= 0: no limit), after max_iters kicks or patience kicks without a gain\n"
              "(negative: no limit). accept: how much worse than the best found (a fraction)\n"
-             "a kicked route may be and still be kept; rule: bit 0 first improvement in the first descent,\n"
-             "bit 1 after kicks, bit 2 either at random per kick, bit 3 both first descents;\n"
+             "a kicked route may be and still be kept; rule: bit 0 first improvement in the\n"
+             "first descent, bit 1 after kicks, bit 2 either at random per kick, bit 3 both\n"
+             "first descents;\n"
              "segment: or-opt's longest segment (1 to 8); segment_after: the same in the\n"
              "descents after a kick (0: as segment).\n"
              "Never returns a costlier route than the warm start.");
