@@ -814,9 +814,12 @@ def test_the_search_keeps_kicked_routes_near_the_best_found(
     args = compile_problem(day, SequencerParams())
     warm = _route(day)
     start = _lsearch.cost(**args, route=warm)[0]
+    walks = set()
     for accept in (0.0, 0.003, 0.5):
         route, cost, stats = _lsearch.search(
             **args, route=warm, time_limit=0, max_iters=300, accept=accept, seed=1
         )
         assert cost <= start and stats["iterations"] == 300
         assert cost == pytest.approx(_lsearch.cost(**args, route=np.asarray(route))[0])
+        walks.add((stats["moves"], cost))
+    assert len(walks) == 3  # keeping worse routes changes the walk (same seed, same kicks)
