@@ -34,7 +34,8 @@ within ``ACCEPT`` (0.3 %) of the best route found so far (record-to-record): the
 walks through slightly worse routes without drifting away from the best. Against keeping
 no worse routes only, that brought the Solomon-derived days built from a poor order from
 0.60 % to 0.43 % above the references at 100 stops, and from 1.06 % to 0.96 % at 200 (ten
-seeds, 0.2 s budget); the other families moved within their noise.
+seeds, 0.2 s budget, in exploratory runs before the benchmark); the other families moved
+within their noise.
 
 Two searches run side by side (``THREADS``, at most the machine's CPUs), each with its own
 seed: on a route built from a poor order the second goes from the driver's own order, on a
