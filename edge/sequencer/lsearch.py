@@ -29,6 +29,13 @@ from a poor order, it looks at ``WIDE_NEIGHBOURS`` neighbours of each stop rathe
 ``NEIGHBOURS``: with 20, the 200-stop van days stayed stuck 7-13% above the reference on
 one call in four or five.
 
+Between descents a kick, one of two at random: two adjacent segments of up to eight stops
+exchanged, or a run of up to eight stops each moved to the cheapest place next to one of
+its near stops, three places from its own at least, whatever that costs (a ruin and
+recreate in small). The second kind, added in session 9, brought the 200-stop days built
+from a poor order nearer the best routes found (exploratory runs: the C file's
+``KICK_KIND``).
+
 After each kick and descent the route is kept if it is no costlier than the one kicked, or
 within ``ACCEPT`` (0.3 %) of the best route found so far (record-to-record): the search
 walks through slightly worse routes without drifting away from the best. Against keeping
