@@ -32,7 +32,7 @@ one call in four or five.
 Between descents a kick, one of two at random: two adjacent segments of up to eight stops
 exchanged, or a run of up to eight stops each moved to the cheapest place next to one of
 its near stops, three places from its own at least, whatever that costs (a ruin and
-recreate in small). The second kind, added in session 9, brought the 200-stop days built
+recreate in small). The second kind brought the 200-stop days built
 from a poor order nearer the best routes found (exploratory runs: the C file's
 ``KICK_KIND``).
 
