@@ -894,6 +894,44 @@ static inline int may_gain(Search *S, int lo, int hi, int64_t nd, double limit)
 #endif
 }
 
+/* Or-opt: the segment at positions s0..s1 moved after position q (outside s0-1..s1),
+ * reversed or not, rewrites positions s0..q (q > s1) or q+1..s1. The new distance from
+ * the node before those positions to the node after them... */
+static inline int64_t move_distance(const Search *S, int s0, int s1, int q, int rev)
+{
+    int sf = S->r[rev ? s1 : s0], sl = S->r[rev ? s0 : s1];
+    int64_t nd = rev ? bwd(S, s0, s1) : fwd(S, s0, s1);
+    if (q > s1)
+        return nd + edge(S, node_before(S, s0), S->r[s1 + 1]) + fwd(S, s1 + 1, q) +
+               edge(S, S->r[q], sf) + edge(S, sl, node_after(S, q));
+    return nd + edge(S, node_before(S, q + 1), sf) + edge(S, sl, S->r[q + 1]) +
+           fwd(S, q + 1, s0 - 1) + edge(S, S->r[s0 - 1], node_after(S, s1));
+}
+
+/* ... and those positions' new stops, written to S->buf, with the block of the old route
+ * the move only shifts (S->b0, b1, bold). */
+static inline void write_move(Search *S, int s0, int s1, int q, int rev)
+{
+    int *buf = S->buf, w = 0, L = s1 - s0 + 1;
+    if (q > s1) {
+        S->b0 = 0;
+        S->b1 = q - s1;
+        S->bold = s1 + 1;
+        for (int k = s1 + 1; k <= q; k++)
+            buf[w++] = S->r[k];
+        for (int x = 0; x < L; x++)
+            buf[w++] = S->r[rev ? s1 - x : s0 + x];
+    } else {
+        S->b0 = L;
+        S->b1 = L + (s0 - 1 - q);
+        S->bold = q + 1;
+        for (int x = 0; x < L; x++)
+            buf[w++] = S->r[rev ? s1 - x : s0 + x];
+        for (int k = q + 1; k <= s0 - 1; k++)
+            buf[w++] = S->r[k];
+    }
+}
+
 /* Try the moves that bring stop u next to its near stops; apply the one that gains most
  * (or the first that gains). */
 static int improve_stop(Search *S, int u)
@@ -948,38 +986,11 @@ static int improve_stop(Search *S, int u)
                     if (q < f - 1 || (q >= s0 - 1 && q <= s1))
                         continue;
                     for (int rev = 0; rev < (L > 1 ? 2 : 1); rev++) {
-                        int slo, shi, w = 0;
-                        int sf = S->r[rev ? s1 : s0], sl = S->r[rev ? s0 : s1];
-                        int64_t nd = rev ? bwd(S, s0, s1) : fwd(S, s0, s1);
-                        if (q > s1)
-                            nd += edge(S, node_before(S, s0), S->r[s1 + 1]) + fwd(S, s1 + 1, q) +
-                                  edge(S, S->r[q], sf) + edge(S, sl, node_after(S, q));
-                        else
-                            nd += edge(S, node_before(S, q + 1), sf) + edge(S, sl, S->r[q + 1]) +
-                                  fwd(S, q + 1, s0 - 1) + edge(S, S->r[s0 - 1], node_after(S, s1));
-                        if (!may_gain(S, q > s1 ? s0 : q + 1, q > s1 ? q : s1, nd, limit))
+                        int64_t nd = move_distance(S, s0, s1, q, rev);
+                        int slo = q > s1 ? s0 : q + 1, shi = q > s1 ? q : s1;
+                        if (!may_gain(S, slo, shi, nd, limit))
                             continue;
-                        if (q > s1) {
-                            slo = s0;
-                            shi = q;
-                            S->b0 = 0;
-                            S->b1 = q - s1;
-                            S->bold = s1 + 1;
-                            for (int k = s1 + 1; k <= q; k++)
-                                buf[w++] = S->r[k];
-                            for (int x = 0; x < L; x++)
-                                buf[w++] = S->r[rev ? s1 - x : s0 + x];
-                        } else {
-                            slo = q + 1;
-                            shi = s1;
-                            S->b0 = L;
-                            S->b1 = L + (s0 - 1 - q);
-                            S->bold = q + 1;
-                            for (int x = 0; x < L; x++)
-                                buf[w++] = S->r[rev ? s1 - x : s0 + x];
-                            for (int k = q + 1; k <= s0 - 1; k++)
-                                buf[w++] = S->r[k];
-                        }
+                        write_move(S, s0, s1, q, rev);
                         if (consider(S, slo, shi, buf, nd, &limit, &best))
                             goto done;
                     }
@@ -1050,7 +1061,6 @@ static void activate_all(Search *S)
 static int relocate_forced(Search *S, int u)
 {
     const int f = S->fixed;
-    int *buf = S->buf;
     int a = S->pos[u];
     if (a < f)
         return 0;
@@ -1064,33 +1074,10 @@ static int relocate_forced(Search *S, int u)
             int q = side == 0 ? b : b - 1; /* u goes after position q */
             if (q < f - 1 || (q >= a - 1 - KICK_GAP && q <= a + KICK_GAP))
                 continue;
-            int slo, shi, w = 0;
-            int64_t nd;
             S->evals++;
-            if (q > a) {
-                nd = edge(S, node_before(S, a), S->r[a + 1]) + fwd(S, a + 1, q) +
-                     edge(S, S->r[q], u) + edge(S, u, node_after(S, q));
-                slo = a;
-                shi = q;
-                S->b0 = 0;
-                S->b1 = q - a;
-                S->bold = a + 1;
-                for (int k = a + 1; k <= q; k++)
-                    buf[w++] = S->r[k];
-                buf[w++] = u;
-            } else {
-                nd = edge(S, node_before(S, q + 1), u) + edge(S, u, S->r[q + 1]) +
-                     fwd(S, q + 1, a - 1) + edge(S, S->r[a - 1], node_after(S, a));
-                slo = q + 1;
-                shi = a;
-                S->b0 = 1;
-                S->b1 = 1 + (a - 1 - q);
-                S->bold = q + 1;
-                buf[w++] = u;
-                for (int k = q + 1; k <= a - 1; k++)
-                    buf[w++] = S->r[k];
-            }
-            consider(S, slo, shi, buf, nd, &limit, &best);
+            write_move(S, a, a, q, 0);
+            consider(S, q > a ? a : q + 1, q > a ? q : a, S->buf, move_distance(S, a, a, q, 0),
+                     &limit, &best);
         }
     }
     S->first = first;
