@@ -1055,7 +1055,6 @@ static void activate_all(Search *S)
         activate(S, S->r[k]);
 }
 
-/* A kick: two adjacent segments exchanged, or a random segment moved next to a near stop. */
 /* Move stop u to the cheapest place next to one of its near stops more than KICK_GAP
  * places from its own, even where that costs more; whether it moved. */
 static int relocate_forced(Search *S, int u)
@@ -1074,10 +1073,12 @@ static int relocate_forced(Search *S, int u)
             int q = side == 0 ? b : b - 1; /* u goes after position q */
             if (q < f - 1 || (q >= a - 1 - KICK_GAP && q <= a + KICK_GAP))
                 continue;
-            S->evals++;
+            int64_t nd = move_distance(S, a, a, q, 0);
+            int slo = q > a ? a : q + 1, shi = q > a ? q : a;
+            if (!may_gain(S, slo, shi, nd, limit)) /* than the cheapest place found so far */
+                continue;
             write_move(S, a, a, q, 0);
-            consider(S, q > a ? a : q + 1, q > a ? q : a, S->buf, move_distance(S, a, a, q, 0),
-                     &limit, &best);
+            consider(S, slo, shi, S->buf, nd, &limit, &best);
         }
     }
     S->first = first;
@@ -1091,6 +1092,8 @@ static int relocate_forced(Search *S, int u)
     return 1;
 }
 
+/* A kick (KICK_KIND): two adjacent segments exchanged, or a run of stops each moved to its
+ * cheapest place (relocate_forced), or a random segment moved next to a near stop. */
 static void kick(Search *S, Rng *g)
 {
     const int n = S->n, f = S->fixed;
