@@ -108,9 +108,7 @@ def read_instance(path: str | Path) -> Instance:
             raise InstanceError(f"{p}: bad number in {ln.strip()!r}") from exc
         if int(no) != len(customers):
             raise InstanceError(f"{p}: customer {int(no)} out of order")
-        customers.append(
-            Customer(int(no), x, y, int(demand), int(ready), int(due), int(service))
-        )
+        customers.append(Customer(int(no), x, y, int(demand), int(ready), int(due), int(service)))
     if len(customers) < 2:
         raise InstanceError(f"{p}: needs a depot and at least one customer")
     return Instance(name=name, vehicles=number, capacity=capacity, customers=tuple(customers))
