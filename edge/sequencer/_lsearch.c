@@ -36,10 +36,10 @@
  * run of stops each moved to the cheapest place next to one of its near stops, a few
  * places away at least, whatever it costs (a ruin and recreate in small); then an
  * acceptance rule (no worse than the current route, or, with accept > 0, within that
- * fraction of the best found: record-to-record).
- * Deterministic for a given seed and iteration count; a hard deadline (CLOCK_MONOTONIC)
- * is checked before every stop's neighbourhood. The committed stop (fixed=1) stays first. The GIL is released while
- * the search runs; the inputs are copied first.
+ * fraction of the best found: record-to-record). Deterministic for a given seed and
+ * iteration count; a hard deadline (CLOCK_MONOTONIC) is checked before every stop's
+ * neighbourhood. The committed stop (fixed=1) stays first. The GIL is released while the
+ * search runs; the inputs are copied first.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -932,6 +932,20 @@ static inline void write_move(Search *S, int s0, int s1, int q, int rev)
     }
 }
 
+/* Apply the move in best (if any) for stop u: check its price against the exact cost
+ * after it, and wake the stops around it; whether there was one. */
+static int take_move(Search *S, const Best *best, int u)
+{
+    if (best->lo < 0)
+        return 0;
+    apply(S, best->lo, best->hi, S->best);
+    if (fabs(S->cost - best->v) > 1e-6 * (1.0 + fabs(best->v)))
+        S->mispriced++; /* the exact cost after the move is not what it was priced at */
+    activate_span(S, best->lo, best->hi);
+    activate(S, u);
+    return 1;
+}
+
 /* Try the moves that bring stop u next to its near stops; apply the one that gains most
  * (or the first that gains). */
 static int improve_stop(Search *S, int u)
@@ -1024,14 +1038,7 @@ static int improve_stop(Search *S, int u)
         }
     }
 done:
-    if (best.lo < 0)
-        return 0;
-    apply(S, best.lo, best.hi, S->best);
-    if (fabs(S->cost - best.v) > 1e-6 * (1.0 + fabs(best.v)))
-        S->mispriced++; /* the exact cost after the move is not what it was priced at */
-    activate_span(S, best.lo, best.hi);
-    activate(S, u);
-    return 1;
+    return take_move(S, &best, u);
 }
 
 /* First-improvement descent over the active stops (don't-look bits). */
@@ -1065,9 +1072,7 @@ static int relocate_forced(Search *S, int u)
         return 0;
     double limit = INFINITY;
     Best best = {INFINITY, -1, -1};
-    int first = S->first;
-    S->first = 0; /* the cheapest of all, not the first priced */
-    for (int j = 0; j < S->K; j++) {
+    for (int j = 0; j < S->K; j++) { /* every place priced: the cheapest is taken */
         int b = S->pos[S->near[(size_t)u * S->K + j]];
         for (int side = 0; side < 2; side++) {
             int q = side == 0 ? b : b - 1; /* u goes after position q */
@@ -1081,15 +1086,7 @@ static int relocate_forced(Search *S, int u)
             consider(S, slo, shi, S->buf, nd, &limit, &best);
         }
     }
-    S->first = first;
-    if (best.lo < 0)
-        return 0;
-    apply(S, best.lo, best.hi, S->best);
-    if (fabs(S->cost - best.v) > 1e-6 * (1.0 + fabs(best.v)))
-        S->mispriced++;
-    activate_span(S, best.lo, best.hi);
-    activate(S, u);
-    return 1;
+    return take_move(S, &best, u);
 }
 
 /* A kick (KICK_KIND): two adjacent segments exchanged, or a run of stops each moved to its
