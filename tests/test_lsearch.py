@@ -218,6 +218,28 @@ def test_every_applied_move_costs_what_it_was_priced_at() -> None:
     assert moves > 20_000
 
 
+def test_half_the_kicks_move_runs_of_stops_to_their_cheapest_places() -> None:
+    """A kick either exchanges two segments or moves a run of up to eight stops, each to
+    its cheapest place near a near stop: over many kicks both happen, the second moving at
+    most eight stops per kick (two kicks at most per iteration), and every move so made is
+    priced right."""
+    rng = random.Random(77)
+    relocated = 0
+    for case in range(20):
+        prob = _random_problem(rng, rng.randint(20, 60))
+        args = compile_problem(prob, _params(rng))
+        fixed = int(prob.committed_next is not None)
+        common = {"route": _route(prob), "fixed": fixed, "seed": case, "time_limit": 0}
+        _, _, none = _lsearch.search(**args, **common, max_iters=0)
+        assert none["relocated"] == 0  # the first descent alone: no kick
+        route, cost, stats = _lsearch.search(**args, **common, max_iters=100)
+        assert 0 < stats["relocated"] <= 2 * 8 * stats["iterations"], case
+        assert stats["mispriced"] == 0 and sorted(route) == list(range(len(prob.stops)))
+        relocated += stats["relocated"]
+    # about half of up to 200 kicks a call, each moving 4.5 stops on average
+    assert 20 * 100 * 0.5 < relocated < 20 * 200 * 8
+
+
 def test_c_constructions_are_the_greedys_routes() -> None:
     rng = random.Random(515)
     for case in range(300):

@@ -530,6 +530,7 @@ typedef struct {
     struct timespec deadline;
     int has_deadline, timed_out;
     long long evals, moves;
+    long long relocated; /* stops the kicks moved to their cheapest place (relocate_forced) */
     long long mispriced; /* applied moves whose cost after the move is not the price */
 } Search;
 
@@ -1086,6 +1087,7 @@ static int relocate_forced(Search *S, int u)
             consider(S, slo, shi, S->buf, nd, &limit, &best);
         }
     }
+    S->relocated += best.lo >= 0;
     return take_move(S, &best, u);
 }
 
@@ -1223,7 +1225,7 @@ static int build_near(Search *S)
 }
 
 typedef struct {
-    long long iterations, evals, moves, improvements, mispriced;
+    long long iterations, evals, moves, improvements, mispriced, relocated;
     double seconds;
     int timed_out;
 } Stats;
@@ -1385,6 +1387,7 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
 done:
     st->evals = S.evals;
     st->moves = S.moves;
+    st->relocated = S.relocated;
     st->mispriced = S.mispriced;
     st->timed_out = S.timed_out;
     st->seconds = now_s() - t0;
@@ -1784,9 +1787,9 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
     if (!order)
         return NULL;
     PyObject *stats = Py_BuildValue(
-        "{s:L,s:L,s:L,s:L,s:L,s:d,s:O}", "iterations", st.iterations, "evaluations", st.evals,
-        "moves", st.moves, "improvements", st.improvements, "mispriced", st.mispriced,
-        "seconds", st.seconds, "timed_out", st.timed_out ? Py_True : Py_False);
+        "{s:L,s:L,s:L,s:L,s:L,s:L,s:d,s:O}", "iterations", st.iterations, "evaluations",
+        st.evals, "moves", st.moves, "improvements", st.improvements, "mispriced", st.mispriced,
+        "relocated", st.relocated, "seconds", st.seconds, "timed_out", st.timed_out ? Py_True : Py_False);
     if (!stats) {
         Py_DECREF(order);
         return NULL;
