@@ -232,7 +232,7 @@ def test_half_the_kicks_move_runs_of_stops_to_their_cheapest_places() -> None:
         common = {"route": _route(prob), "fixed": fixed, "seed": case, "time_limit": 0}
         _, _, none = _lsearch.search(**args, **common, max_iters=0)
         assert none["relocated"] == 0  # the first descent alone: no kick
-        route, cost, stats = _lsearch.search(**args, **common, max_iters=100)
+        route, _, stats = _lsearch.search(**args, **common, max_iters=100)
         assert 0 < stats["relocated"] <= 2 * 8 * stats["iterations"], case
         assert stats["mispriced"] == 0 and sorted(route) == list(range(len(prob.stops)))
         relocated += stats["relocated"]
