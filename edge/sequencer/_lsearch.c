@@ -34,12 +34,12 @@
  * cost. Each applied move's exact cost is checked against its price (stats "mispriced").
  * Between descents a kick, one of two at random: two adjacent segments exchanged, or a
  * run of stops each moved to the cheapest place next to one of its near stops, a few
- * places away at least, whatever it costs (a ruin and recreate in small); then an
- * acceptance rule (no worse than the current route, or, with accept > 0, within that
- * fraction of the best found: record-to-record). Deterministic for a given seed and
- * iteration count; a hard deadline (CLOCK_MONOTONIC) is checked before every stop's
- * neighbourhood. The committed stop (fixed=1) stays first. The GIL is released while the
- * search runs; the inputs are copied first.
+ * places away at least, whatever it costs (a ruin and recreate in small; stats
+ * "relocated" counts those stops); then an acceptance rule (no worse than the current
+ * route, or, with accept > 0, within that fraction of the best found: record-to-record).
+ * Deterministic for a given seed and iteration count; a hard deadline (CLOCK_MONOTONIC)
+ * is checked before every stop's neighbourhood. The committed stop (fixed=1) stays first.
+ * The GIL is released while the search runs; the inputs are copied first.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
