@@ -33,7 +33,7 @@ Between descents a kick, one of two at random: two adjacent segments of up to ei
 exchanged, or a run of up to eight stops each moved to the cheapest place next to one of
 its near stops, three places from its own at least, whatever that costs (a ruin and
 recreate in small). Against the exchange alone, the mix brought the 200-stop days built
-from a poor order nearer the best routes found and cost the 100-stop van days 0.1-0.2
+from a poor order nearer the best routes found and cost the 100-stop van days 0.05-0.25
 points (the C file's ``KICK_KIND``; ``docs/performance.md``, session 9).
 
 After each kick and descent the route is kept if it is no costlier than the one kicked, or
