@@ -406,7 +406,13 @@ def test_search_parameters_are_checked() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"method": "sweep"}, "method must be 'insertion', 'insertion in order' or 'nearest'"),
+        (
+            {"method": "sweep"},
+            "method must be 'insertion', 'insertion in order', 'nearest' or 'beam'",
+        ),
+        ({"method": "beam", "width": 0}, "width must be 1 to 10000, not 0"),
+        ({"method": "beam", "width": 10001}, "width must be 1 to 10000, not 10001"),
+        ({"width": "wide"}, "integer"),
         ({"method": 3}, "str"),
         ({"fixed": 2}, "fixed must be 0 or 1"),
         ({"fixed": -1}, "fixed must be 0 or 1"),

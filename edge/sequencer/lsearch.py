@@ -96,6 +96,7 @@ TIGHT_WINDOW_SHARE = 0.3  # a day whose windows cover less of it on average is "
 MULTI_MAX_STOPS = 100  # narrow windows: up to this many stops, several starts are screened
 MULTI_MAX_LOOSE = 50  # wide windows: the same up to this many
 SCREEN_SHARE = 0.15  # of the time, for each start screened
+BEAM_WIDTH = 50  # partial routes the beam search keeps (narrow windows; 0: no beam)
 THREADS = 2  # searches side by side (at most the CPUs): see LocalSearchSequencer.solve
 THREAD_SEED_STRIDE = 1 << 32  # thread k searches with seed + k * this
 HELPER_NICE = 19  # the helper threads' priority: CPU no one else wants
@@ -198,13 +199,15 @@ def search(
 
 
 def _starts(
-    args: dict[str, Any], warm: list[int], driver: list[int], fixed: bool
+    args: dict[str, Any], warm: list[int], driver: list[int], fixed: bool, beam: bool = False
 ) -> list[list[int]]:
     """The starts screened on a small day: the warm start, the driver's order, and the
-    greedy's insertion and nearest neighbour from it, each once."""
+    greedy's insertion and nearest neighbour from it, each once; with ``beam``, the beam
+    search's route too."""
     route = np.asarray(driver, dtype=np.int64)
     out = [warm]
     for built in (
+        *([beam_route(args, driver, fixed)] if beam else []),
         driver,
         _lsearch.construct(**args, route=route, fixed=int(fixed), method="insertion"),
         *(
@@ -215,6 +218,18 @@ def _starts(
         if built not in out:
             out.append(built)
     return out
+
+
+def beam_route(args: dict[str, Any], route: list[int], fixed: bool) -> list[int]:
+    """The beam search's route (``_lsearch.construct(method="beam")``, ``BEAM_WIDTH`` wide),
+    keeping ``route``'s first stop where ``fixed``."""
+    return _lsearch.construct(
+        **args,
+        route=np.asarray(route, dtype=np.int64),
+        fixed=int(fixed),
+        method="beam",
+        width=BEAM_WIDTH,
+    )
 
 
 class LocalSearchSequencer:
@@ -280,9 +295,13 @@ class LocalSearchSequencer:
             if self.rule is None and rule == RULE_LOOSE and len(problem.stops) > WIDE_MIN_STOPS:
                 neighbours = max(neighbours, WIDE_NEIGHBOURS)
 
+            beam = driver is not None and rule == RULE_TIGHT and BEAM_WIDTH > 0
+
             def run(
-                route: list[int], seconds: float, seed: int, until: float
+                route: list[int] | Callable[[], list[int]], seconds: float, seed: int, until: float
             ) -> tuple[list[int], float]:
+                if callable(route):  # a start built in the search's own thread
+                    route = route()
                 left = min(seconds, until - time.perf_counter())
                 found, cost, _ = search(
                     args,
@@ -301,9 +320,10 @@ class LocalSearchSequencer:
 
             seeds = [thread_seed(params.seed, k) for k in range(threads)]
             found: list[tuple[list[int], float]] = []
+            goes_on: list[list[int] | Callable[[], list[int]]]
             if screened:
                 assert driver is not None
-                starts = _starts(args, warm, driver, fixed)
+                starts = _starts(args, warm, driver, fixed, beam)
                 screen = (deadline - time.perf_counter()) * SCREEN_SHARE
                 rounds = -(-len(starts) // threads)
                 until = time.perf_counter() + screen * rounds
@@ -315,7 +335,10 @@ class LocalSearchSequencer:
                 goes_on = [route for route, _ in sorted(found, key=lambda rc: rc[1])[:threads]]
             else:
                 goes_on = [warm]
-                if driver is not None and driver != warm and threads > 1:
+                if beam and threads > 1:
+                    assert driver is not None
+                    goes_on.append(functools.partial(beam_route, args, driver, fixed))
+                elif driver is not None and driver != warm and threads > 1:
                     goes_on.append(driver)
             goes_on += [goes_on[0]] * (threads - len(goes_on))
             left = deadline - time.perf_counter()
