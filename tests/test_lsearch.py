@@ -266,6 +266,69 @@ def test_c_constructions_are_the_greedys_routes() -> None:
         assert got == _insertion(ev, cur[:1]) and got[0] == prob.index["7"]
 
 
+def test_the_beam_search_builds_a_valid_route_on_any_day() -> None:
+    rng = random.Random(77)
+    for case in range(150):
+        prob = _random_problem(rng, rng.randint(1, 45))
+        args = compile_problem(prob, _params(rng))
+        fixed = 1 if prob.committed_next is not None else 0
+        kw = {**args, "route": _route(prob), "fixed": fixed, "method": "beam"}
+        width = rng.choice([1, 2, 7, 50])
+        got = _lsearch.construct(**kw, width=width)
+        assert sorted(got) == list(range(len(prob.stops))), case
+        if fixed:
+            assert got[0] == prob.index[prob.committed_next], case
+        assert _lsearch.construct(**kw, width=width) == got  # no randomness
+        assert _lsearch.cost(**{**args, "route": np.asarray(got, dtype=np.int64)})[0] >= 0
+
+
+def test_the_beam_search_finds_the_order_a_days_narrow_windows_set() -> None:
+    # forty stops whose windows follow one another, listed and placed at random: the only
+    # route on time serves them in the windows' order, which no nearest stop leads to
+    rng = random.Random(3)
+    n = 40
+    pts = [(0.0, 0.0)] + [(rng.uniform(0, 5000), rng.uniform(0, 5000)) for _ in range(n)]
+    dist = [[round(np.hypot(a[0] - b[0], a[1] - b[1])) for b in pts] for a in pts]
+    tt = [[d // 10 for d in row] for row in dist]
+    slot = list(range(n))
+    rng.shuffle(slot)
+    stops = tuple(
+        Stop(f"s{k}", k + 1, ready=1000 * (slot[k] + 1), due=1000 * (slot[k] + 1) + 100, service=60)
+        for k in range(n)
+    )
+    prob = SequencingProblem(tt, dist, 0, 0, stops, 0, current_order=tuple(s.id for s in stops))
+    args = {**compile_problem(prob, SequencerParams()), "route": _route(prob)}
+    got = _lsearch.construct(**args, method="beam", width=20)
+    assert [slot[k] for k in got] == list(range(n))
+    assert _lsearch.cost(**{**args, "route": np.asarray(got, dtype=np.int64)})[2] == 0
+    nearest = _lsearch.construct(**args, method="nearest", urgency=0.0)
+    assert _lsearch.cost(**{**args, "route": np.asarray(nearest, dtype=np.int64)})[2] > 0
+
+
+def test_the_beam_search_comes_near_the_best_known_routes_of_clustered_days() -> None:
+    import json
+    from pathlib import Path
+
+    from bench.resequence import STRETCH, _bks_vehicles
+
+    refs = json.loads((Path(__file__).parents[1] / "docs/results/resequence-refs.json").read_text())
+    bks = _bks_vehicles()
+    for name, n in (("C201", 100), ("C2_2_1", 200)):
+        size = 100 if n <= 100 else 200
+        prob = _solomon(name, n, max(1.0, STRETCH * bks[name] * n / size))  # as the benchmark
+        args = {**compile_problem(prob, SequencerParams()), "route": _route(prob)}
+        best = _lsearch.cost(**{**args, "route": _route(prob, tuple(refs[f"{n}:{name}"]["order"]))})
+
+        def cost(route: list[int], args: dict[str, object] = args) -> float:
+            return float(_lsearch.cost(**{**args, "route": np.asarray(route, dtype=np.int64)})[0])
+
+        beam = cost(_lsearch.construct(**args, method="beam", width=lsearch.beam_width(n)))
+        assert beam < 1.01 * best[0], name
+        # the greedy's constructions are far from it
+        assert cost(_lsearch.construct(**args)) > 1.15 * best[0], name
+        assert cost(_lsearch.construct(**args, method="nearest", urgency=0.05)) > 1.15 * best[0]
+
+
 def test_the_compiled_greedy_answers_as_the_python_one(monkeypatch: pytest.MonkeyPatch) -> None:
     params = SequencerParams(time_limit_s=5.0)
     for prob in (_solomon("RC201", 100, 2.0, committed_next="3"), _solomon("C101", 50, 2.0)):
@@ -458,6 +521,7 @@ def test_no_leak_over_many_calls() -> None:
         _lsearch.search(**args, time_limit=0, max_iters=2)
         _lsearch.construct(**args, method="insertion in order")
         _lsearch.construct(**args, method="nearest", urgency=0.1)
+        _lsearch.construct(**args, method="beam", width=30)
     grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(snap, "filename"))
     tracemalloc.stop()
     assert grown < 200_000
@@ -645,6 +709,51 @@ def test_two_threads_search_side_by_side_from_the_warm_start_and_the_drivers_ord
     r = two.solve(warm, params, repair=True, driver_order=day.current_order)
     assert [c[0] for c in calls] == [list(_route(warm))] * 2
     assert len({c[5] for c in calls}) == 2 and r.cost == pytest.approx(min(c[3] for c in calls))
+
+
+def test_a_narrow_window_day_goes_on_from_the_beam_searchs_route_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lsearch, "HELPER_GRACE_S", 10.0)  # awaited, on a busy machine too
+    calls = _spy_on_search(monkeypatch)
+    day = _solomon("R1_2_1", 200, 2.0)  # narrow windows, more than 100 stops: no screening
+    params = SequencerParams(time_limit_s=0.1, seed=5)
+    warm = day.reordered(GreedySequencer(polish=False).solve(day, params).order)
+    args = {**compile_problem(day, params), "route": _route(day), "method": "beam"}
+    assert lsearch.beam_width(200) == 50 and lsearch.beam_width(100) == 100
+    beam = _lsearch.construct(**args, width=lsearch.beam_width(200))
+    two = LocalSearchSequencer(threads=2)
+    r = two.solve(warm, params, repair=False, driver_order=day.current_order)
+    starts = {c[5]: c[0] for c in calls}
+    assert starts[5] == list(_route(warm))  # the first thread: the warm start
+    assert starts[5 + lsearch.THREAD_SEED_STRIDE] == beam  # the second: the beam's route
+    assert {c[1] for c in calls} == {lsearch.RULE_TIGHT}
+    assert r.cost == pytest.approx(min(c[3] for c in calls)) and warm.is_valid_order(r.order)
+    # without the beam the second goes on from the driver's order, as on wide windows
+    width_max = lsearch.BEAM_WIDTH_MAX
+    monkeypatch.setattr(lsearch, "BEAM_WIDTH_MAX", 0)
+    calls.clear()
+    two.solve(warm, params, repair=False, driver_order=day.current_order)
+    assert {c[5]: c[0] for c in calls}[5 + lsearch.THREAD_SEED_STRIDE] == list(_route(day))
+    monkeypatch.setattr(lsearch, "BEAM_WIDTH_MAX", width_max)
+    # a small day of narrow windows screens the beam's route among its starts, and keeps
+    # the committed stop first in it
+    small = _solomon("C201", 100, 2.0, committed_next="9")
+    params = SequencerParams(time_limit_s=0.08, seed=1)
+    greedy = GreedySequencer(polish=False).solve(small, params)
+    args = {**compile_problem(small, params), "route": _route(small), "fixed": 1}
+    beam = _lsearch.construct(**args, method="beam", width=lsearch.beam_width(100))
+    assert beam[0] == small.index["9"]
+    calls.clear()
+    r = LocalSearchSequencer(threads=1).solve(
+        small.reordered(greedy.order), params, repair=False, driver_order=small.current_order
+    )
+    assert beam in [c[0] for c in calls[:-1]] and r.order[0] == "9"
+    assert r.cost <= greedy.cost + 1e-6
+    # a repair builds no beam: the plan is where both threads start
+    calls.clear()
+    two.solve(warm, SequencerParams(time_limit_s=0.05), repair=True)
+    assert [c[0] for c in calls] == [list(_route(warm))] * 2
 
 
 def test_two_threads_screen_a_small_days_starts_and_go_on_from_the_two_cheapest(

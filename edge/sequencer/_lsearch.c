@@ -1612,14 +1612,17 @@ static int build_nearest(const Prob *p, const int *route, int fixed, double urge
 
 /* ------------------------------------------------------------------ beam search */
 
-/* A route built forwards in time, keeping the `width` cheapest partial routes at each
- * length: each grows by the BEAM_NEXT unserved stops whose service could start soonest and
- * the BEAM_URGENT due soonest, and is judged by its cost so far (the search's simulation:
- * the break, capacity, depth) plus the lateness already certain, that of every unserved
- * stop due before it could get there, and of the end past the shift end. Of two partial
- * routes with the same stops and the same last stop only the cheaper is kept. On a day of
- * narrow windows the stops' order is mostly the time's, and a wide beam finds it: on the
- * clustered 200-stop Solomon-derived day, within 0.3 % of the best route known. */
+/* A route built forwards in time, keeping the `width` cheapest partial routes of each
+ * length: each grows by the BEAM_NEXT unserved stops whose service could start soonest
+ * (looked for in the order of ready times, up to one that opens after the last of those)
+ * and the BEAM_URGENT due soonest, and is judged by its cost so far (the search's
+ * simulation: the break, capacity, depth) plus the lateness already certain when it
+ * leaves its last stop: that of every unserved stop due by then, and of the end past the
+ * shift end. Of the partial routes with the same stops and the same last stop only the
+ * cheapest is kept. On a day of narrow windows the stops' order is mostly the time's, and
+ * the beam finds much of it: 50 wide, 0.7 % above the best route known on the clustered
+ * 200-stop Solomon-derived day (C2_2_1), where the greedy's constructions are 20-34 % above
+ * and the search from them stays 3-4 % above. On wide windows it is no better than they are. */
 
 #define BEAM_WIDTH_LIMIT 10000 /* the widest beam accepted */
 #ifndef BEAM_NEXT
@@ -1825,9 +1828,10 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, int
                     else
                         hi = mid;
                 }
-                late += (int64_t)lo * t - us[lo];
+                int64_t owed = (int64_t)lo * t - us[lo];
                 if (p->due[j] < t)
-                    late -= t - p->due[j];
+                    owed -= t - p->due[j];
+                late += owed;
                 if (p->has_shift_end) {
                     int64_t end = t + p->tt[(size_t)j * N + e];
                     if (end > p->shift_end)

@@ -96,7 +96,8 @@ TIGHT_WINDOW_SHARE = 0.3  # a day whose windows cover less of it on average is "
 MULTI_MAX_STOPS = 100  # narrow windows: up to this many stops, several starts are screened
 MULTI_MAX_LOOSE = 50  # wide windows: the same up to this many
 SCREEN_SHARE = 0.15  # of the time, for each start screened
-BEAM_WIDTH = 50  # partial routes the beam search keeps (narrow windows; 0: no beam)
+BEAM_SIZE = 10_000  # the beam search keeps this many partial routes over the stops...
+BEAM_WIDTH_MAX = 200  # ...at most this many (0: no beam)
 THREADS = 2  # searches side by side (at most the CPUs): see LocalSearchSequencer.solve
 THREAD_SEED_STRIDE = 1 << 32  # thread k searches with seed + k * this
 HELPER_NICE = 19  # the helper threads' priority: CPU no one else wants
@@ -200,14 +201,13 @@ def search(
 
 def _starts(
     args: dict[str, Any], warm: list[int], driver: list[int], fixed: bool, beam: bool = False
-) -> list[list[int]]:
+) -> list[list[int] | Callable[[], list[int]]]:
     """The starts screened on a small day: the warm start, the driver's order, and the
-    greedy's insertion and nearest neighbour from it, each once; with ``beam``, the beam
-    search's route too."""
+    greedy's insertion and nearest neighbour from it, each once; with ``beam``, last, the
+    beam search's route, built by the search that screens it."""
     route = np.asarray(driver, dtype=np.int64)
-    out = [warm]
+    out: list[list[int]] = [warm]
     for built in (
-        *([beam_route(args, driver, fixed)] if beam else []),
         driver,
         _lsearch.construct(**args, route=route, fixed=int(fixed), method="insertion"),
         *(
@@ -217,18 +217,27 @@ def _starts(
     ):
         if built not in out:
             out.append(built)
-    return out
+    if beam:
+        return [*out, functools.partial(beam_route, args, driver, fixed)]
+    return list(out)
+
+
+def beam_width(stops: int) -> int:
+    """How many partial routes the beam search keeps on a day of ``stops`` stops:
+    ``BEAM_SIZE`` over the stops (100 at 100 stops, 50 at 200), at most ``BEAM_WIDTH_MAX``.
+    Its time grows with both, so that it takes about 5 ms at either size."""
+    return max(1, min(BEAM_WIDTH_MAX, BEAM_SIZE // max(1, stops)))
 
 
 def beam_route(args: dict[str, Any], route: list[int], fixed: bool) -> list[int]:
-    """The beam search's route (``_lsearch.construct(method="beam")``, ``BEAM_WIDTH`` wide),
-    keeping ``route``'s first stop where ``fixed``."""
+    """The beam search's route (``_lsearch.construct(method="beam")``, :func:`beam_width`
+    wide), keeping ``route``'s first stop where ``fixed``."""
     return _lsearch.construct(
         **args,
         route=np.asarray(route, dtype=np.int64),
         fixed=int(fixed),
         method="beam",
-        width=BEAM_WIDTH,
+        width=beam_width(len(route)),
     )
 
 
@@ -295,7 +304,7 @@ class LocalSearchSequencer:
             if self.rule is None and rule == RULE_LOOSE and len(problem.stops) > WIDE_MIN_STOPS:
                 neighbours = max(neighbours, WIDE_NEIGHBOURS)
 
-            beam = driver is not None and rule == RULE_TIGHT and BEAM_WIDTH > 0
+            beam = driver is not None and rule == RULE_TIGHT and BEAM_WIDTH_MAX > 0
 
             def run(
                 route: list[int] | Callable[[], list[int]], seconds: float, seed: int, until: float
