@@ -11,7 +11,7 @@
  *   cost(...)      -> (cost, distance, lateness, overload, depth) of one order
  *   search(...)    -> (order, cost, stats): an iterated local search from a warm start
  *   construct(...) -> order: the greedy's insertion or nearest neighbour (greedy.py's, the
- *                     same routes)
+ *                     same routes), or a beam search forwards in time
  *
  * The search: 2-opt (segment reversal), or-opt (a segment of 1 to `segment` stops, 3 by
  * default, `segment_after` in the descents after a kick, moved next to a near stop, both
