@@ -266,20 +266,21 @@ def test_c_constructions_are_the_greedys_routes() -> None:
         assert got == _insertion(ev, cur[:1]) and got[0] == prob.index["7"]
 
 
-def test_the_beam_search_builds_a_valid_route_on_any_day() -> None:
+def test_the_beam_searches_build_a_valid_route_on_any_day() -> None:
     rng = random.Random(77)
     for case in range(150):
         prob = _random_problem(rng, rng.randint(1, 45))
         args = compile_problem(prob, _params(rng))
         fixed = 1 if prob.committed_next is not None else 0
-        kw = {**args, "route": _route(prob), "fixed": fixed, "method": "beam"}
-        width = rng.choice([1, 2, 7, 50])
-        got = _lsearch.construct(**kw, width=width)
-        assert sorted(got) == list(range(len(prob.stops))), case
-        if fixed:
-            assert got[0] == prob.index[prob.committed_next], case
-        assert _lsearch.construct(**kw, width=width) == got  # no randomness
-        assert _lsearch.cost(**{**args, "route": np.asarray(got, dtype=np.int64)})[0] >= 0
+        for method in ("beam", "windows first"):
+            kw = {**args, "route": _route(prob), "fixed": fixed, "method": method}
+            width = rng.choice([1, 2, 7, 50])
+            got = _lsearch.construct(**kw, width=width)
+            assert sorted(got) == list(range(len(prob.stops))), (case, method)
+            if fixed:
+                assert got[0] == prob.index[prob.committed_next], (case, method)
+            assert _lsearch.construct(**kw, width=width) == got  # no randomness
+            assert _lsearch.cost(**{**args, "route": np.asarray(got, dtype=np.int64)})[0] >= 0
 
 
 def test_the_beam_search_finds_the_order_a_days_narrow_windows_set() -> None:
@@ -305,6 +306,34 @@ def test_the_beam_search_finds_the_order_a_days_narrow_windows_set() -> None:
     assert _lsearch.cost(**{**args, "route": np.asarray(nearest, dtype=np.int64)})[2] > 0
 
 
+def test_windows_first_keeps_the_beams_order_of_the_windowed_stops_and_inserts_the_rest() -> None:
+    from bench.resequence import van_day
+
+    prob = van_day(200, 1)  # half the stops with two-hour windows, half free all day
+    args = {**compile_problem(prob, SequencerParams()), "route": _route(prob)}
+    got = _lsearch.construct(**args, method="windows first", width=50)
+    assert sorted(got) == list(range(200))
+    windowed = [k for k, s in enumerate(prob.stops) if s.due - s.ready < 6 * 3600]
+    assert 80 < len(windowed) < 120
+    # the windowed stops alone, by the beam search: their order is kept
+    sub = {
+        **args,
+        **{k: np.asarray(args[k])[windowed] for k in ("nodes", "ready", "due", "service")},
+        **{k: np.asarray(args[k])[windowed] for k in ("dload", "depth")},
+        "route": np.arange(len(windowed), dtype=np.int64),
+    }
+    alone = [windowed[k] for k in _lsearch.construct(**sub, method="beam", width=50)]
+    assert [k for k in got if k in set(windowed)] == alone
+
+    def late(route: list[int]) -> int:
+        return int(_lsearch.cost(**{**args, "route": np.asarray(route, dtype=np.int64)})[2])
+
+    # far less late than the driver's sweep or the greedy's constructions
+    assert late(got) * 20 < min(late(_lsearch.construct(**args)), late(list(_route(prob))))
+    nearest = _lsearch.construct(**args, method="nearest", urgency=0.05)
+    assert late(got) * 20 < late(nearest)
+
+
 def test_the_beam_search_comes_near_the_best_known_routes_of_clustered_days() -> None:
     import json
     from pathlib import Path
@@ -323,7 +352,7 @@ def test_the_beam_search_comes_near_the_best_known_routes_of_clustered_days() ->
             return float(_lsearch.cost(**{**args, "route": np.asarray(route, dtype=np.int64)})[0])
 
         beam = cost(_lsearch.construct(**args, method="beam", width=lsearch.beam_width(n)))
-        assert beam < 1.01 * best[0], name
+        assert beam < 1.02 * best[0], name
         # the greedy's constructions are far from it
         assert cost(_lsearch.construct(**args)) > 1.15 * best[0], name
         assert cost(_lsearch.construct(**args, method="nearest", urgency=0.05)) > 1.15 * best[0]
@@ -471,9 +500,11 @@ def test_search_parameters_are_checked() -> None:
     [
         (
             {"method": "sweep"},
-            "method must be 'insertion', 'insertion in order', 'nearest' or 'beam'",
+            "method must be 'insertion', 'insertion in order', 'nearest', 'beam' or "
+            "'windows first'",
         ),
         ({"method": "beam", "width": 0}, "width must be 1 to 10000, not 0"),
+        ({"method": "windows first", "width": -3}, "width must be 1 to 10000, not -3"),
         ({"method": "beam", "width": 10001}, "width must be 1 to 10000, not 10001"),
         ({"width": "wide"}, "integer"),
         ({"method": 3}, "str"),
@@ -678,7 +709,7 @@ def test_a_small_day_screens_several_starts_and_goes_on_from_the_best(
         one.solve(prob, params, starts=3)  # type: ignore[call-arg]
 
 
-def test_two_threads_search_side_by_side_from_the_warm_start_and_the_drivers_order(
+def test_two_threads_search_side_by_side_from_the_warm_start_and_a_built_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bench.resequence import van_day
@@ -699,11 +730,21 @@ def test_two_threads_search_side_by_side_from_the_warm_start_and_the_drivers_ord
     assert sorted(c[5] for c in calls) == [7, 7 + lsearch.THREAD_SEED_STRIDE]
     starts = {c[5]: c[0] for c in calls}
     assert starts[7] == list(_route(warm))  # the first thread: the warm start, the seed given
-    assert starts[7 + lsearch.THREAD_SEED_STRIDE] == [day.index[s] for s in day.current_order]
+    # the second: the windowed stops' beam, the others inserted
+    args = {**compile_problem(day, params), "route": _route(day), "method": "windows first"}
+    assert starts[7 + lsearch.THREAD_SEED_STRIDE] == _lsearch.construct(
+        **args, width=lsearch.beam_width(150)
+    )
     assert all(c[2] > 0.1 * 0.8 for c in calls)  # both for the whole time
     assert {c[4] for c in calls} == {lsearch.WIDE_NEIGHBOURS}  # a large day of wide windows
     assert r.cost == pytest.approx(min(c[3] for c in calls))
     assert warm.is_valid_order(r.order) and r.cost <= built.cost + 1e-6
+    # without it, from the driver's order
+    monkeypatch.setattr(lsearch, "WINDOWS_FIRST", False)
+    calls.clear()
+    two.solve(warm, params, repair=False, driver_order=day.current_order)
+    second = {c[5]: c[0] for c in calls}[7 + lsearch.THREAD_SEED_STRIDE]
+    assert second == [day.index[s] for s in day.current_order]
     # a repair: both threads from the plan, with their own seeds
     calls.clear()
     r = two.solve(warm, params, repair=True, driver_order=day.current_order)

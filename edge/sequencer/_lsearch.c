@@ -1693,8 +1693,10 @@ static inline int is_set(const uint64_t *v, int i)
     return (int)((v[i >> 6] >> (i & 63)) & 1U);
 }
 
-/* The beam search from the first `fixed` stops of route; out: m ints. */
-static int build_beam(const Prob *p, const int *route, int fixed, int width, int *out)
+/* The beam search from the first `fixed` stops of route, over the stops skip (if given)
+ * does not mark; out: as many ints (m if skip is NULL). */
+static int build_beam(const Prob *p, const int *route, int fixed, int width, const char *skip,
+                      int *out)
 {
     const int m = p->m, N = p->N, e = m + 1, words = (m + 63) / 64 + 1;
     const int fan = BEAM_NEXT + BEAM_URGENT;
@@ -1746,12 +1748,18 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, int
         hp[(size_t)k * B] = 0;
         hs[(size_t)k * B] = i;
     }
+    int total = m; /* the stops the route will have */
+    for (int i = 0; skip && i < m; i++)
+        if (skip[i] && !is_set(cv, i)) {
+            cv[i >> 6] |= 1ULL << (i & 63); /* left out: as if served, in every state */
+            total--;
+        }
     cd[0] = cr[0] = 0;
     while (cd[0] < m && is_set(cv, dorder[cd[0]].i))
         cd[0]++;
     while (cr[0] < m && is_set(cv, rorder[cr[0]].i))
         cr[0]++;
-    for (int level = fixed; level < m; level++) {
+    for (int level = fixed; level < total; level++) {
         size_t nk = 0;
         for (int b = 0; b < nb; b++) {
             const St *ps = &cs[b];
@@ -1901,7 +1909,7 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, int
             bi = b;
         }
     }
-    for (int level = m - 1, b = bi; level >= 0; level--) {
+    for (int level = total - 1, b = bi; level >= 0; level--) {
         out[level] = hs[(size_t)level * B + b];
         b = hp[(size_t)level * B + b];
     }
@@ -1928,6 +1936,113 @@ done:
     free(us);
     free(table);
     free(place);
+    return rc;
+}
+
+
+/* The route of the stops with binding windows, by the beam search; then each stop whose
+ * window covers at least half of the day (from the start to the shift end, or the latest
+ * due time), the farthest from the start first, where it adds the least distance without
+ * making itself or a later stop late (the waits and slack after the place absorb the
+ * delay), else where it adds the least distance and lateness. On a day of wide windows
+ * and free stops, a start that keeps the windowed stops' order in time. */
+static int build_skeleton(const Prob *p, const int *route, int fixed, int width, int *out)
+{
+    const int m = p->m, N = p->N, e = m + 1;
+    int64_t t0 = p->start_time, end = p->has_shift_end ? p->shift_end : t0;
+    for (int i = 0; !p->has_shift_end && i < m; i++)
+        if (p->due[i] > end)
+            end = p->due[i];
+    int64_t horizon = end - t0;
+    char *skip = calloc((size_t)m + 1, 1);
+    int *loose = malloc(sizeof(int) * (size_t)(m + 1));
+    int64_t *dep = malloc(sizeof(int64_t) * (size_t)(m + 1));
+    int64_t *arr = malloc(sizeof(int64_t) * (size_t)(m + 1));
+    int64_t *abso = malloc(sizeof(int64_t) * (size_t)(m + 2));
+    int rc = -1, nl = 0;
+    if (!skip || !loose || !dep || !arr || !abso)
+        goto done;
+    for (int i = 0; i < m; i++) {
+        int64_t lo = p->ready[i] > t0 ? p->ready[i] : t0, hi = p->due[i] < end ? p->due[i] : end;
+        if (horizon > 0 && 2 * (hi - lo) >= horizon && !(fixed && i == route[0])) {
+            skip[i] = 1;
+            loose[nl++] = i;
+        }
+    }
+    if (build_beam(p, route, fixed, width, skip, out) < 0)
+        goto done;
+    /* the farthest from the start first, ties by index */
+    for (int x = 1; x < nl; x++) {
+        int i = loose[x], y = x;
+        int64_t di = p->dm[(size_t)m * N + i];
+        while (y > 0) {
+            int k = loose[y - 1];
+            int64_t dk = p->dm[(size_t)m * N + k];
+            if (dk > di || (dk == di && k < i))
+                break;
+            loose[y] = k;
+            y--;
+        }
+        loose[y] = i;
+    }
+    const int64_t BIG = INT64_MAX / 4;
+    int len = m - nl;
+    for (int x = 0; x < nl; x++) {
+        int i = loose[x];
+        /* the schedule of the route so far: departures, arrivals, what a delay at each
+         * arrival can be before a stop from there on (or the end) is late */
+        St s = start_state(p);
+        for (int k = 0; k < len; k++) {
+            arr[k] = s.t + p->tt[(size_t)s.pos * N + out[k]];
+            step(p, &s, out[k], k, len);
+            dep[k] = s.t;
+        }
+        int64_t fin = s.t + p->tt[(size_t)s.pos * N + e];
+        abso[len] = !p->has_shift_end ? BIG : fin <= p->shift_end ? p->shift_end - fin : 0;
+        for (int k = len - 1; k >= 0; k--) {
+            int j = out[k];
+            int64_t start = dep[k] - p->service[j], wait = p->ready[j] - arr[k];
+            int64_t room = p->due[j] - start < abso[k + 1] ? p->due[j] - start : abso[k + 1];
+            abso[k] = (wait > 0 ? wait : 0) + (room > 0 ? room : 0);
+            if (abso[k] > BIG)
+                abso[k] = BIG;
+        }
+        int bq = -1, bfree = 0;
+        double bv = INFINITY;
+        for (int q = fixed; q <= len; q++) { /* i goes before position q */
+            int a = q > 0 ? out[q - 1] : m, b = q < len ? out[q] : e;
+            int64_t leave = q > 0 ? dep[q - 1] : t0;
+            int64_t at = leave + p->tt[(size_t)a * N + i];
+            int64_t start = at > p->ready[i] ? at : p->ready[i];
+            int64_t own = start - p->due[i] > 0 ? start - p->due[i] : 0;
+            int64_t push = start + p->service[i] + p->tt[(size_t)i * N + b] -
+                           (leave + p->tt[(size_t)a * N + b]);
+            double dd = (double)(p->dm[(size_t)a * N + i] + p->dm[(size_t)i * N + b] -
+                                 p->dm[(size_t)a * N + b]);
+            int ok = own == 0 && push <= abso[q];
+            if (ok && (!bfree || dd < bv)) {
+                bq = q;
+                bv = dd;
+                bfree = 1;
+            } else if (!bfree) {
+                double v = dd + p->wl * (double)(own + (push > abso[q] ? push - abso[q] : 0));
+                if (v < bv) {
+                    bq = q;
+                    bv = v;
+                }
+            }
+        }
+        memmove(out + bq + 1, out + bq, sizeof(int) * (size_t)(len - bq));
+        out[bq] = i;
+        len++;
+    }
+    rc = 0;
+done:
+    free(skip);
+    free(loose);
+    free(dep);
+    free(arr);
+    free(abso);
     return rc;
 }
 
@@ -2151,11 +2266,12 @@ static PyObject *py_construct(PyObject *self, PyObject *args, PyObject *kw)
                : strcmp(method, "insertion in order") == 0 ? 1
                : strcmp(method, "nearest") == 0            ? 2
                : strcmp(method, "beam") == 0               ? 3
+               : strcmp(method, "windows first") == 0      ? 4
                                                            : -1;
     if (kind < 0) {
         PyErr_Format(PyExc_ValueError,
-                     "method must be 'insertion', 'insertion in order', 'nearest' or 'beam', "
-                     "got '%.50s'",
+                     "method must be 'insertion', 'insertion in order', 'nearest', 'beam' or "
+                     "'windows first', got '%.50s'",
                      method);
         return NULL;
     }
@@ -2183,9 +2299,10 @@ static PyObject *py_construct(PyObject *self, PyObject *args, PyObject *kw)
     int rc = -1;
     if (out) {
         /* the comparator of the sort by due time reads a global: built under the GIL */
-        if (kind == 3) {
+        if (kind >= 3) {
             Py_BEGIN_ALLOW_THREADS
-            rc = build_beam(&p, r, fixed, width, out);
+            rc = kind == 3 ? build_beam(&p, r, fixed, width, NULL, out)
+                           : build_skeleton(&p, r, fixed, width, out);
             Py_END_ALLOW_THREADS
         } else if (kind == 2)
             rc = build_nearest(&p, r, fixed, urgency, out);

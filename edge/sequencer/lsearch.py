@@ -109,6 +109,7 @@ MULTI_MAX_LOOSE = 50  # wide windows: the same up to this many
 SCREEN_SHARE = 0.15  # of the time, for each start screened
 BEAM_SIZE = 10_000  # the beam search keeps this many partial routes over the stops...
 BEAM_WIDTH_MAX = 200  # ...at most this many (0: no beam)
+WINDOWS_FIRST = True  # wide windows: the second search from the windowed stops' beam
 THREADS = 2  # searches side by side (at most the CPUs): see LocalSearchSequencer.solve
 THREAD_SEED_STRIDE = 1 << 32  # thread k searches with seed + k * this
 HELPER_NICE = 19  # the helper threads' priority: CPU no one else wants
@@ -240,14 +241,17 @@ def beam_width(stops: int) -> int:
     return max(1, min(BEAM_WIDTH_MAX, BEAM_SIZE // max(1, stops)))
 
 
-def beam_route(args: dict[str, Any], route: list[int], fixed: bool) -> list[int]:
+def beam_route(
+    args: dict[str, Any], route: list[int], fixed: bool, method: str = "beam"
+) -> list[int]:
     """The beam search's route (``_lsearch.construct(method="beam")``, :func:`beam_width`
-    wide), keeping ``route``'s first stop where ``fixed``."""
+    wide), keeping ``route``'s first stop where ``fixed``; with ``method="windows first"``,
+    over the stops with binding windows only, the others then inserted."""
     return _lsearch.construct(
         **args,
         route=np.asarray(route, dtype=np.int64),
         fixed=int(fixed),
-        method="beam",
+        method=method,
         width=beam_width(len(route)),
     )
 
@@ -356,11 +360,14 @@ class LocalSearchSequencer:
                 goes_on = [route for route, _ in sorted(found, key=lambda rc: rc[1])[:threads]]
             else:
                 goes_on = [warm]
-                if beam and threads > 1:
-                    assert driver is not None
-                    goes_on.append(functools.partial(beam_route, args, driver, fixed))
-                elif driver is not None and driver != warm and threads > 1:
-                    goes_on.append(driver)
+                if driver is not None and threads > 1:
+                    if beam:  # narrow windows
+                        goes_on.append(functools.partial(beam_route, args, driver, fixed))
+                    elif WINDOWS_FIRST and BEAM_WIDTH_MAX > 0:  # wide windows
+                        how = "windows first"
+                        goes_on.append(functools.partial(beam_route, args, driver, fixed, how))
+                    elif driver != warm:
+                        goes_on.append(driver)
             goes_on += [goes_on[0]] * (threads - len(goes_on))
             left = deadline - time.perf_counter()
             jobs = [
