@@ -11,7 +11,8 @@
  *   cost(...)      -> (cost, distance, lateness, overload, depth) of one order
  *   search(...)    -> (order, cost, stats): an iterated local search from a warm start
  *   construct(...) -> order: the greedy's insertion or nearest neighbour (greedy.py's, the
- *                     same routes), or a beam search forwards in time
+ *                     same routes), a beam search forwards in time, or that beam over
+ *                     the stops with binding windows and the others inserted after it
  *
  * The search: 2-opt (segment reversal), or-opt (a segment of 1 to `segment` stops, 3 by
  * default, `segment_after` in the descents after a kick, moved next to a near stop, both
@@ -2238,13 +2239,16 @@ PyDoc_STRVAR(construct_doc,
              "construct(travel_time, distance, nodes, ready, due, service, dload, depth, route,\n"
              "          start_node, start_time, end_node, *, shift_end=None, capacity=None,\n"
              "          initial_load=0, break_=None, weights=(100.0, 10000.0, 1.0), fixed=0,\n"
-             "          method='insertion', urgency=0.0)\n"
+             "          method='insertion', urgency=0.0, width=100)\n"
              "--\n\n"
-             "A start route (stop positions) as edge/sequencer/greedy.py builds it, the first\n"
-             "`fixed` stops of route kept: method 'insertion' (cheapest insertion keeping the\n"
-             "windows, stops by due time), 'insertion in order' (the same, stops in route's\n"
-             "order) or 'nearest' (time-oriented nearest neighbour, urgency per second of\n"
-             "slack). Bad input raises ValueError.");
+             "A start route (stop positions), the first `fixed` stops of route kept: as\n"
+             "edge/sequencer/greedy.py builds it, method 'insertion' (cheapest insertion\n"
+             "keeping the windows, stops by due time), 'insertion in order' (the same, stops\n"
+             "in route's order) or 'nearest' (time-oriented nearest neighbour, urgency per\n"
+             "second of slack); or 'beam' (a beam search forwards in time keeping `width`\n"
+             "partial routes) or 'windows first' (that beam over the stops whose windows\n"
+             "cover less than half the day, the others then inserted). Bad input raises\n"
+             "ValueError.");
 
 static PyObject *py_construct(PyObject *self, PyObject *args, PyObject *kw)
 {

@@ -45,8 +45,11 @@ seeds, 0.2 s budget, in exploratory runs before the benchmark); the other famili
 within their noise.
 
 Two searches run side by side (``THREADS``, at most the machine's CPUs), each with its own
-seed: on a route built from a poor order the second goes from the driver's own order, on a
-small day the two cheapest screened routes go on, and the cheapest route found wins.
+seed: on a route built from a poor order the second goes from another start (below; the
+driver's own order where none is built), on a small day the two cheapest screened routes go
+on, and the cheapest route found wins. The
+second runs at the lowest priority, on CPU no one else wants: on a busy gateway the answer
+is about what one search finds, and the tablet's server comes before it.
 
 On a day of narrow windows built from a poor order, a beam search (``_lsearch.construct``,
 ``method="beam"``: :func:`beam_route`) builds one more start forwards in time, keeping the
@@ -56,10 +59,14 @@ screens it with the others. On such a day the order is mostly the time's, and ne
 greedy's constructions nor the search from them find it: on the clustered 200-stop
 Solomon-derived day the beam's route is 0.7 % above the best route known, the greedy's
 20-34 %, and the search from those stayed 3-4 % above; with the beam it ends below the route
-known before. On wide windows the beam is no better than the greedy's routes and is not
-built (``docs/performance.md``, session 10). The
-second runs at the lowest priority, on CPU no one else wants: on a busy gateway the answer
-is about what one search finds, and the tablet's server comes before it.
+known before. On wide windows the beam over all stops is no better than the greedy's
+routes; there instead the second search goes on from "windows first"
+(``method="windows first"``): the beam over the stops whose windows bind (narrower than
+half the day), then each free stop, the farthest first, where it adds the least distance
+and makes no stop late. The driver's sweep on those days is hours late and the search from
+it did not recover in the time; the windows-first route is 10-200 % above the best known
+rather than thousands, and on eight van days of each size the search from it ended nearer
+the best found (``docs/performance.md``, session 10).
 
 :func:`compile_problem` gives the keyword arguments of ``_lsearch.cost``/``search`` for a
 problem; :func:`search` runs the search on stop positions.
@@ -212,14 +219,14 @@ def search(
 
 
 def _starts(
-    args: dict[str, Any], warm: list[int], driver: list[int], fixed: bool, beam: bool = False
+    args: dict[str, Any], warm: list[int], driver: list[int], fixed: bool, built: str | None = None
 ) -> list[list[int] | Callable[[], list[int]]]:
     """The starts screened on a small day: the warm start, the driver's order, and the
-    greedy's insertion and nearest neighbour from it, each once; with ``beam``, last, the
-    beam search's route, built by the search that screens it."""
+    greedy's insertion and nearest neighbour from it, each once; with ``built`` (a method
+    of :func:`beam_route`), last, its route, built by the search that screens it."""
     route = np.asarray(driver, dtype=np.int64)
     out: list[list[int]] = [warm]
-    for built in (
+    for start in (
         driver,
         _lsearch.construct(**args, route=route, fixed=int(fixed), method="insertion"),
         *(
@@ -227,10 +234,10 @@ def _starts(
             for u in URGENCIES
         ),
     ):
-        if built not in out:
-            out.append(built)
-    if beam:
-        return [*out, functools.partial(beam_route, args, driver, fixed)]
+        if start not in out:
+            out.append(start)
+    if built is not None:
+        return [*out, functools.partial(beam_route, args, driver, fixed, built)]
     return list(out)
 
 
@@ -320,7 +327,12 @@ class LocalSearchSequencer:
             if self.rule is None and rule == RULE_LOOSE and len(problem.stops) > WIDE_MIN_STOPS:
                 neighbours = max(neighbours, WIDE_NEIGHBOURS)
 
-            beam = driver is not None and rule == RULE_TIGHT and BEAM_WIDTH_MAX > 0
+            built = None  # how the second start is built, if it is
+            if driver is not None and BEAM_WIDTH_MAX > 0:
+                if rule == RULE_TIGHT:
+                    built = "beam"
+                elif WINDOWS_FIRST:
+                    built = "windows first"
 
             def run(
                 route: list[int] | Callable[[], list[int]], seconds: float, seed: int, until: float
@@ -348,7 +360,9 @@ class LocalSearchSequencer:
             goes_on: list[list[int] | Callable[[], list[int]]]
             if screened:
                 assert driver is not None
-                starts = _starts(args, warm, driver, fixed, beam)
+                # the beam's route on narrow windows (the small days of wide windows did as
+                # well without one more start)
+                starts = _starts(args, warm, driver, fixed, built if rule == RULE_TIGHT else None)
                 screen = (deadline - time.perf_counter()) * SCREEN_SHARE
                 rounds = -(-len(starts) // threads)
                 until = time.perf_counter() + screen * rounds
@@ -361,11 +375,8 @@ class LocalSearchSequencer:
             else:
                 goes_on = [warm]
                 if driver is not None and threads > 1:
-                    if beam:  # narrow windows
-                        goes_on.append(functools.partial(beam_route, args, driver, fixed))
-                    elif WINDOWS_FIRST and BEAM_WIDTH_MAX > 0:  # wide windows
-                        how = "windows first"
-                        goes_on.append(functools.partial(beam_route, args, driver, fixed, how))
+                    if built is not None:
+                        goes_on.append(functools.partial(beam_route, args, driver, fixed, built))
                     elif driver != warm:
                         goes_on.append(driver)
             goes_on += [goes_on[0]] * (threads - len(goes_on))
