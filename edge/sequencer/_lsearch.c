@@ -1622,8 +1622,8 @@ static int build_nearest(const Prob *p, const int *route, int fixed, double urge
  * shift end. Of the partial routes with the same stops and the same last stop only the
  * cheapest is kept. On a day of narrow windows the stops' order is mostly the time's, and
  * the beam finds much of it: 50 wide, 0.7 % above the best route known on the clustered
- * 200-stop Solomon-derived day (C2_2_1), where the greedy's constructions are 20-34 % above
- * and the search from them stays 3-4 % above. On wide windows it is no better than they are. */
+ * 200-stop Solomon-derived day (C2_2_1), where the greedy's insertion is 34 % above and the
+ * search from it stays 3-5 % above. On wide windows it is no better than the greedy's. */
 
 #define BEAM_WIDTH_LIMIT 10000 /* the widest beam accepted */
 #ifndef BEAM_NEXT

@@ -58,13 +58,13 @@ the second search goes on from it rather than from the driver's order, and a sma
 screens it with the others. On such a day the order is mostly the time's, and neither the
 greedy's constructions nor the search from them find it: on the clustered 200-stop
 Solomon-derived day the beam's route is 0.7 % above the best route known, the greedy's
-20-34 %, and the search from those stayed 3-4 % above; with the beam it ends below the route
-known before. On wide windows the beam over all stops is no better than the greedy's
+insertion 34 %, and the search from that stayed 3-5 % above; with the beam it ends below the
+route known before. On wide windows the beam over all stops is no better than the greedy's
 routes; there instead the second search goes on from "windows first"
 (``method="windows first"``): the beam over the stops whose windows bind (narrower than
 half the day), then each free stop, the farthest first, where it adds the least distance
 and makes no stop late. The driver's sweep on those days is hours late and the search from
-it did not recover in the time; the windows-first route is 10-200 % above the best known
+it did not recover in the time; the windows-first route is 8-205 % above the best known
 rather than thousands, and on eight van days of each size the search from it ended nearer
 the best found (``docs/performance.md``, session 10).
 
