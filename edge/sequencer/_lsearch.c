@@ -1789,6 +1789,27 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, con
                 cand[x] = i;
             }
             int soon = nc;
+            /* the unserved stops due before the latest of the next departures, in order,
+             * and their sums */
+            int64_t tmax = ps->t;
+            for (int x = 0; x < nc; x++) {
+                int j = cand[x];
+                int64_t a = ps->t + p->tt[(size_t)ps->pos * N + j];
+                int64_t dep = (a > p->ready[j] ? a : p->ready[j]) + p->service[j];
+                if (dep > tmax)
+                    tmax = dep;
+            }
+            if (ps->pend)
+                tmax += p->b_dur; /* a break taken on the way */
+            int nu = 0;
+            us[0] = 0;
+            for (int d = cd[b]; d < m && dorder[d].due < tmax; d++) {
+                if (is_set(vis, dorder[d].i))
+                    continue;
+                ud[nu] = dorder[d].due;
+                us[nu + 1] = us[nu] + dorder[d].due;
+                nu++;
+            }
             for (int d = cd[b], u = 0; d < m && u < BEAM_URGENT; d++) {
                 int i = dorder[d].i, dup = 0;
                 if (is_set(vis, i))
@@ -1799,31 +1820,14 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, con
                 if (!dup)
                     cand[nc++] = i;
             }
-            size_t first = nk;
-            int64_t tmax = ps->t;
             for (int x = 0; x < nc; x++) {
+                int j = cand[x];
                 Kid *kd = &kids[nk++];
                 kd->parent = b;
-                kd->stop = cand[x];
+                kd->stop = j;
                 kd->s = *ps;
-                step(p, &kd->s, cand[x], level, m);
-                if (kd->s.t > tmax)
-                    tmax = kd->s.t;
-            }
-            /* the unserved stops due before the latest departure, in order, and their sums */
-            int nu = 0;
-            us[0] = 0;
-            for (int d = cd[b]; d < m && dorder[d].due < tmax; d++) {
-                if (is_set(vis, dorder[d].i))
-                    continue;
-                ud[nu] = dorder[d].due;
-                us[nu + 1] = us[nu] + dorder[d].due;
-                nu++;
-            }
-            for (size_t x = first; x < nk; x++) {
-                const Kid *kd = &kids[x];
-                int j = kd->stop;
-                /* the lateness already certain: every unserved stop due before it leaves */
+                step(p, &kd->s, j, level, m);
+                /* the lateness already certain: every unserved stop due before now */
                 int64_t t = kd->s.t, late = kd->s.L;
                 int lo = 0, hi = nu; /* the unserved due before t: ud[0..lo-1] */
                 while (lo < hi) {
@@ -1842,8 +1846,8 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, con
                     if (end > p->shift_end)
                         late += end - p->shift_end;
                 }
-                rank[x].kid = (int)x;
-                rank[x].score =
+                rank[nk - 1].kid = (int)(nk - 1);
+                rank[nk - 1].score =
                     price(p, kd->s.D, late, kd->s.O, kd->s.P / (m > 1 ? (double)(m - 1) : 1.0));
             }
         }
@@ -1935,6 +1939,7 @@ done:
     free(place);
     return rc;
 }
+
 
 /* The route of the stops with binding windows, by the beam search; then each stop whose
  * window covers at least half of the day (from the start to the shift end, or the latest
