@@ -1619,7 +1619,8 @@ static int build_nearest(const Prob *p, const int *route, int fixed, double urge
  * and the BEAM_URGENT due soonest, and is judged by its cost so far (the search's
  * simulation: the break, capacity, depth) plus the lateness already certain when it
  * leaves its last stop: that of every unserved stop due by then, and of the end past the
- * shift end. Of the partial routes with the same stops and the same last stop only the
+ * shift end (a stop due soonest that is already late is not charged its own lateness in
+ * the ranking: see build_beam). Of the partial routes with the same stops and the same last stop only the
  * cheapest is kept. On a day of narrow windows the stops' order is mostly the time's, and
  * the beam finds much of it: 50 wide, 0.7 % above the best route known on the clustered
  * 200-stop Solomon-derived day (C2_2_1), where the greedy's insertion is 34 % above and the
@@ -1789,8 +1790,15 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, con
                 cand[x] = i;
             }
             int soon = nc;
-            /* the unserved stops due before the latest of the next departures, in order,
-             * and their sums */
+            /* the unserved stops due before tmax, the latest departure to the soonest stops
+             * (the urgent ones are added after), in order, and their sums. A stop due
+             * soonest that is reached after tmax is charged neither the lateness of the stops
+             * due between tmax and its departure nor, where it is due after tmax, its own in the
+             * ranking (its cost so far carries it): a stop already late is then served at
+             * once rather than put off, which a ranking by what is certain otherwise does,
+             * as putting it off costs every partial route alike. Counting both measured
+             * worse on the van days (windows first, eight days a size, gap to the best
+             * found: 2.34 % against 1.37 % at 200 stops, 0.98 % against 0.82 % at 100). */
             int64_t tmax = ps->t;
             for (int x = 0; x < nc; x++) {
                 int j = cand[x];
