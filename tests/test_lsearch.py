@@ -770,7 +770,7 @@ def test_a_narrow_window_day_goes_on_from_the_beam_searchs_route_too(
     assert starts[5 + lsearch.THREAD_SEED_STRIDE] == beam  # the second: the beam's route
     assert {c[1] for c in calls} == {lsearch.RULE_TIGHT}
     assert r.cost == pytest.approx(min(c[3] for c in calls)) and warm.is_valid_order(r.order)
-    # without the beam the second goes on from the driver's order, as on wide windows
+    # without the beam (and so without windows first) the second goes on from the driver's order
     width_max = lsearch.BEAM_WIDTH_MAX
     monkeypatch.setattr(lsearch, "BEAM_WIDTH_MAX", 0)
     calls.clear()

@@ -303,10 +303,10 @@ class LocalSearchSequencer:
         the cheapest wins. On a small day the starts are screened (:func:`_starts`) a
         thread's share each, and the cheapest routes found go on, one per thread. Otherwise
         the first thread goes on from the warm start and, on a route built from a poor order
-        (not a repair), the second from the driver's own order, or on a day of narrow
-        windows from the beam search's route, which it builds first: which ends best differs
-        from day to day (``docs/performance.md``); further threads search from the warm
-        start with other seeds."""
+        (not a repair), the second from a route it builds first: the beam search's on a
+        day of narrow windows, windows first on a day of wide ones (the driver's own order
+        with neither): which ends best differs from day to day (``docs/performance.md``);
+        further threads search from the warm start with other seeds."""
         t0 = time.perf_counter()
         deadline = t0 + params.time_limit_s - RESERVE_S
         fixed = problem.committed_next is not None
