@@ -570,6 +570,17 @@ static inline St state_at(const Search *S, int c)
     return s;
 }
 
+/* How much later the arrival at a stop can be with no stop from it on (nor the end) made
+ * late, where it waits `wait` for its window, has `slack` to its due time when served, and
+ * the arrival at the next position can be `after` later: its wait and what is left of the
+ * rest absorb the delay (ABS in rebuild; the insertions of build_skeleton). */
+static inline int64_t absorb(int64_t wait, int64_t slack, int64_t after, int64_t big)
+{
+    int64_t room = slack < after ? slack : after;
+    int64_t a = (wait > 0 ? wait : 0) + (room > 0 ? room : 0);
+    return a > big ? big : a;
+}
+
 /* Recompute the caches from count c0 on, the totals and the (exact) cost. */
 static void rebuild(Search *S, int c0)
 {
@@ -638,10 +649,7 @@ static void rebuild(Search *S, int c0)
             S->MLATE[k] = late;
         if (late <= 0 && -late < S->MNL[k])
             S->MNL[k] = -late;
-        int64_t room = -late < S->ABS[k + 1] ? -late : S->ABS[k + 1];
-        S->ABS[k] = (wait > 0 ? wait : 0) + (room > 0 ? room : 0);
-        if (S->ABS[k] > BIG)
-            S->ABS[k] = BIG;
+        S->ABS[k] = absorb(wait, -late, S->ABS[k + 1], BIG);
     }
     S->Dtot = s.D;
     S->Ltot = s.L;
@@ -1695,6 +1703,19 @@ static inline int is_set(const uint64_t *v, int i)
     return (int)((v[i >> 6] >> (i & 63)) & 1U);
 }
 
+static inline void set_bit(uint64_t *v, int i)
+{
+    v[i >> 6] |= 1ULL << (i & 63);
+}
+
+/* The first place from d on in order whose stop is not in v. */
+static inline int first_unset(const DueOf *order, int d, int m, const uint64_t *v)
+{
+    while (d < m && is_set(v, order[d].i))
+        d++;
+    return d;
+}
+
 /* The beam search from the first `fixed` stops of route, over the stops skip (if given)
  * does not mark; out: as many ints (m if skip is NULL). */
 static int build_beam(const Prob *p, const int *route, int fixed, int width, const char *skip,
@@ -1745,7 +1766,7 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, con
     for (int k = 0; k < fixed; k++) {
         int i = route[k];
         step(p, &cs[0], i, k, m);
-        cv[i >> 6] |= 1ULL << (i & 63);
+        set_bit(cv, i);
         ch[0] ^= zob[i];
         hp[(size_t)k * B] = 0;
         hs[(size_t)k * B] = i;
@@ -1753,14 +1774,11 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, con
     int total = m; /* the stops the route will have */
     for (int i = 0; skip && i < m; i++)
         if (skip[i] && !is_set(cv, i)) {
-            cv[i >> 6] |= 1ULL << (i & 63); /* left out: as if served, in every state */
+            set_bit(cv, i); /* left out: as if served, in every state */
             total--;
         }
-    cd[0] = cr[0] = 0;
-    while (cd[0] < m && is_set(cv, dorder[cd[0]].i))
-        cd[0]++;
-    while (cr[0] < m && is_set(cv, rorder[cr[0]].i))
-        cr[0]++;
+    cd[0] = first_unset(dorder, 0, m, cv);
+    cr[0] = first_unset(rorder, 0, m, cv);
     for (int level = fixed; level < total; level++) {
         size_t nk = 0;
         for (int b = 0; b < nb; b++) {
@@ -1885,16 +1903,11 @@ static int build_beam(const Prob *p, const int *route, int fixed, int width, con
             uint64_t h = ch[kd->parent] ^ zob[kd->stop];
             uint64_t *v = nv + (size_t)kept * words;
             memcpy(v, cv + (size_t)kd->parent * words, sizeof(uint64_t) * (size_t)words);
-            v[kd->stop >> 6] |= 1ULL << (kd->stop & 63);
+            set_bit(v, kd->stop);
             ns[kept] = kd->s;
             nh[kept] = h;
-            int d = cd[kd->parent];
-            while (d < m && is_set(v, dorder[d].i))
-                d++;
-            nd[kept] = d;
-            for (d = cr[kd->parent]; d < m && is_set(v, rorder[d].i);)
-                d++;
-            nr[kept] = d;
+            nd[kept] = first_unset(dorder, cd[kd->parent], m, v);
+            nr[kept] = first_unset(rorder, cr[kd->parent], m, v);
             hp[(size_t)level * B + kept] = kd->parent;
             hs[(size_t)level * B + kept] = kd->stop;
             kept++;
@@ -2010,11 +2023,8 @@ static int build_skeleton(const Prob *p, const int *route, int fixed, int width,
         abso[len] = !p->has_shift_end ? BIG : fin <= p->shift_end ? p->shift_end - fin : 0;
         for (int k = len - 1; k >= 0; k--) {
             int j = out[k];
-            int64_t start = dep[k] - p->service[j], wait = p->ready[j] - arr[k];
-            int64_t room = p->due[j] - start < abso[k + 1] ? p->due[j] - start : abso[k + 1];
-            abso[k] = (wait > 0 ? wait : 0) + (room > 0 ? room : 0);
-            if (abso[k] > BIG)
-                abso[k] = BIG;
+            int64_t start = dep[k] - p->service[j];
+            abso[k] = absorb(p->ready[j] - arr[k], p->due[j] - start, abso[k + 1], BIG);
         }
         int bq = -1, bfree = 0;
         double bv = INFINITY;
