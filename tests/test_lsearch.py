@@ -484,6 +484,10 @@ def test_search_parameters_are_checked() -> None:
     for bad in ({"fixed": 2}, {"neighbours": 0}, {"accept": -1.0}):
         with pytest.raises(ValueError):
             _lsearch.search(**args, **bad)
+    with pytest.raises(ValueError, match="accept_start and time_limit numbers"):
+        _lsearch.search(**args, accept_start=float("nan"))
+    with pytest.raises(TypeError):
+        _lsearch.search(**args, accept_start="warm")
     for segment in (0, -1, 9):
         with pytest.raises(ValueError, match=f"segment must be 1 to 8, not {segment}"):
             _lsearch.search(**args, segment=segment)
@@ -1001,3 +1005,74 @@ def test_the_search_keeps_kicked_routes_near_the_best_found(
         assert cost == pytest.approx(_lsearch.cost(**args, route=np.asarray(route))[0])
         walks.add((stats["moves"], cost))
     assert len(walks) == 3  # keeping worse routes changes the walk (same seed)
+
+
+def test_a_search_may_start_with_a_wider_acceptance_that_narrows_to_accept() -> None:
+    """``accept_start``: kicked routes further above the best found are kept at first, the
+    share falling to ``accept`` as the run ends. The same seed walks otherwise, and the
+    answer is still the best route found, priced exactly, never costlier than the start."""
+    from bench.resequence import van_day
+
+    day = van_day(60, 2)
+    args = compile_problem(day, SequencerParams())
+    warm = _route(day)
+    start = _lsearch.cost(**args, route=warm)[0]
+    walks = {}
+    for accept_start in (-1.0, 0.003, 0.06, 1.0):
+        route, cost, stats = _lsearch.search(
+            **args,
+            route=warm,
+            time_limit=0,
+            max_iters=200,
+            accept=0.003,
+            accept_start=accept_start,
+            seed=4,
+        )
+        assert cost <= start and stats["iterations"] == 200
+        assert cost == pytest.approx(_lsearch.cost(**args, route=np.asarray(route))[0])
+        assert sorted(route) == list(range(len(day.stops)))
+        walks[accept_start] = (stats["moves"], stats["evaluations"], cost, tuple(route))
+    assert walks[0.003] == walks[-1.0]  # starting at accept: accept throughout
+    assert len({walks[-1.0], walks[0.06], walks[1.0]}) == 3  # a wider start walks otherwise
+    # by the clock too (no kick count): the walk is the search's, the answer as valid
+    route, cost, _ = _lsearch.search(**args, route=warm, time_limit=0.02, accept_start=0.06)
+    assert cost <= start and sorted(route) == list(range(len(day.stops)))
+
+
+def test_the_acceptance_starts_wide_on_small_days_and_on_large_wide_window_days_built_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.resequence import after_event, van_day
+
+    assert lsearch.ANNEAL_MAX_STOPS == 100
+    assert lsearch.ACCEPT_START > lsearch.ACCEPT_START_WIDE > lsearch.ACCEPT > 0
+    seen: list[float] = []
+    real = lsearch.search
+
+    def spy(*a, **kw):  # type: ignore[no-untyped-def]
+        seen.append(kw["accept_start"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(lsearch, "search", spy)
+    monkeypatch.setattr(lsearch, "HELPER_GRACE_S", 10.0)  # every search awaited and seen
+    params = SequencerParams(time_limit_s=0.05, seed=2)
+    loose, tight = van_day(150, 3), _solomon("RC1_2_1", 150, 2.0)
+    for day, repair, want in (
+        (van_day(100, 3), False, lsearch.ACCEPT_START),  # up to 100 stops: any day, any call
+        (van_day(100, 3), True, lsearch.ACCEPT_START),
+        (_solomon("RC101", 60, 2.0), False, lsearch.ACCEPT_START),  # the screened starts too
+        (_solomon("RC101", 60, 2.0), True, lsearch.ACCEPT_START),
+        (loose, False, lsearch.ACCEPT_START_WIDE),  # larger, wide windows, a poor order
+        (after_event(loose, loose.current_order, seed=1), True, -1.0),  # a repair
+        (tight, False, -1.0),  # narrow windows
+    ):
+        seen.clear()
+        r = LocalSearchSequencer(threads=2).solve(
+            day, params, repair=repair, driver_order=day.current_order
+        )
+        assert seen and set(seen) == {want}, (len(day.stops), repair, want, seen)
+        assert day.is_valid_order(r.order)
+        assert (
+            lsearch.choose_accept_start(len(day.stops), lsearch.choose_rule(day, repair), repair)
+            == want
+        )

@@ -38,6 +38,9 @@
  * places away at least, whatever it costs (a ruin and recreate in small; stats
  * "relocated" counts those stops); then an acceptance rule (no worse than the current
  * route, or, with accept > 0, within that fraction of the best found: record-to-record).
+ * With accept_start, that fraction starts there and falls to accept as the square of the
+ * share of the run left (by the clock, or by kicks under max_iters): the search roams
+ * between basins first and settles in the best it found.
  * Deterministic for a given seed and iteration count; a hard deadline (CLOCK_MONOTONIC)
  * is checked before every stop's neighbourhood. The committed stop (fixed=1) stays first.
  * The GIL is released while the search runs; the inputs are copied first.
@@ -78,6 +81,9 @@
  * stop's moves); bit 1, in the descents after a kick; bit 2, either at random per kick;
  * bit 3, a second first descent by the other rule, the cheaper being kicked */
 #define FIRST_IMP 3
+#endif
+#ifndef ACCEPT_DECAY
+#define ACCEPT_DECAY 2 /* accept_start falls to accept as this power of the run left */
 #endif
 #ifndef KICKS_MAX
 #define KICKS_MAX 2 /* kicks per iteration, 1 to this */
@@ -1241,8 +1247,9 @@ typedef struct {
 
 /* The iterated local search; route (n ints) is the warm start in, the best route out. */
 static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, double time_limit,
-                      long long max_iters, long long patience, int K, double accept, int rule,
-                      int seg, int seg_after, double *out_cost, Stats *st)
+                      long long max_iters, long long patience, int K, double accept,
+                      double accept_start, int rule, int seg, int seg_after, double *out_cost,
+                      Stats *st)
 {
     Search S;
     memset(&S, 0, sizeof(S));
@@ -1373,7 +1380,15 @@ static int run_search(const Prob *p, int *route, int fixed, uint64_t seed, doubl
             } else {
                 since++;
             }
-            if (S.cost <= cur_cost || S.cost <= best_cost + accept * best_cost) {
+            double acc = accept;
+            if (accept_start >= 0.0) {
+                double left = max_iters > 0 ? 1.0 - (double)st->iterations / (double)max_iters
+                              : time_limit > 0 ? 1.0 - (now_s() - t0) / time_limit
+                                               : 0.0;
+                if (left > 0.0)
+                    acc = accept + (accept_start - accept) * pow(left, ACCEPT_DECAY);
+            }
+            if (S.cost <= cur_cost || S.cost <= best_cost + acc * best_cost) {
                 cur_cost = S.cost;
                 memcpy(cur, S.r, sizeof(int) * (size_t)n);
             } else {
@@ -2166,13 +2181,16 @@ PyDoc_STRVAR(search_doc,
              "       start_node, start_time, end_node, *, shift_end=None, capacity=None,\n"
              "       initial_load=0, break_=None, weights=(100.0, 10000.0, 1.0), fixed=0,\n"
              "       seed=0, time_limit=0.1, max_iters=-1, patience=-1, neighbours=20,\n"
-             "       accept=0.0, rule=3, segment=3, segment_after=0)\n"
+             "       accept=0.0, accept_start=-1.0, rule=3, segment=3, segment_after=0)\n"
              "--\n\n"
              "Iterated local search from route (the warm start, stop positions); returns\n"
              "(order, cost, stats). fixed=1 keeps route[0] first. Stops at time_limit seconds\n"
              "(<= 0: no limit), after max_iters kicks or patience kicks without a gain\n"
              "(negative: no limit). accept: how much worse than the best found (a fraction)\n"
-             "a kicked route may be and still be kept; rule: bit 0 first improvement in the\n"
+             "a kicked route may be and still be kept; accept_start: that fraction at the\n"
+             "start, falling to accept as the square of the share of the run left (the time\n"
+             "limit's, or max_iters' where given; negative: accept throughout); rule: bit 0\n"
+             "first improvement in the\n"
              "first descent, bit 1 after kicks, bit 2 either at random per kick, bit 3 both\n"
              "first descents;\n"
              "segment: or-opt's longest segment (1 to 8); segment_after: the same in the\n"
@@ -2183,29 +2201,30 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {PROBLEM_KW, "fixed",     "seed",       "time_limit", "max_iters",
-                             "patience", "neighbours", "accept", "rule", "segment",
-                             "segment_after", NULL};
+                             "patience", "neighbours", "accept", "accept_start", "rule",
+                             "segment", "segment_after", NULL};
     PyObject *tt, *dm, *nodes, *ready, *due, *service, *dload, *depth, *route;
     PyObject *shift_end = Py_None, *capacity = Py_None, *brk = Py_None;
     long long start_node, start_time, end_node, initial_load = 0;
     double wl = 100.0, wo = 10000.0, wd = 1.0;
     int fixed = 0, neighbours = 20, rule = FIRST_IMP, seg = MAX_SEG, seg_after = 0;
     unsigned long long seed = 0;
-    double time_limit = 0.1, accept = 0.0;
+    double time_limit = 0.1, accept = 0.0, accept_start = -1.0;
     long long max_iters = -1, patience = -1;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "OOOOOOOOOLLL|$OOLO(ddd)iKdLLidiii:search", kwlist, &tt, &dm, &nodes, &ready,
-            &due, &service, &dload, &depth, &route, &start_node, &start_time, &end_node,
+            args, kw, "OOOOOOOOOLLL|$OOLO(ddd)iKdLLiddiii:search", kwlist, &tt, &dm, &nodes,
+            &ready, &due, &service, &dload, &depth, &route, &start_node, &start_time, &end_node,
             &shift_end, &capacity, &initial_load, &brk, &wl, &wo, &wd, &fixed, &seed,
-            &time_limit, &max_iters, &patience, &neighbours, &accept, &rule, &seg, &seg_after))
+            &time_limit, &max_iters, &patience, &neighbours, &accept, &accept_start, &rule, &seg,
+            &seg_after))
         return NULL;
     if (fixed != 0 && fixed != 1) {
         PyErr_SetString(PyExc_ValueError, "fixed must be 0 or 1");
         return NULL;
     }
-    if (neighbours < 1 || !(accept >= 0.0) || isnan(time_limit)) {
-        PyErr_SetString(PyExc_ValueError,
-                        "neighbours must be >= 1, accept >= 0 and time_limit a number");
+    if (neighbours < 1 || !(accept >= 0.0) || isnan(accept_start) || isnan(time_limit)) {
+        PyErr_SetString(PyExc_ValueError, "neighbours must be >= 1, accept >= 0 and "
+                                          "accept_start and time_limit numbers");
         return NULL;
     }
     if (seg < 1 || seg > SEG_LIMIT) {
@@ -2231,7 +2250,7 @@ static PyObject *py_search(PyObject *self, PyObject *args, PyObject *kw)
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = run_search(&p, r, fixed, (uint64_t)seed, time_limit, max_iters, patience, neighbours,
-                    accept, rule, seg, seg_after, &c, &st);
+                    accept, accept_start, rule, seg, seg_after, &c, &st);
     Py_END_ALLOW_THREADS
     prob_free(&p);
     if (rc < 0) {
