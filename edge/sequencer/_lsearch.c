@@ -2189,10 +2189,9 @@ PyDoc_STRVAR(search_doc,
              "(negative: no limit). accept: how much worse than the best found (a fraction)\n"
              "a kicked route may be and still be kept; accept_start: that fraction at the\n"
              "start, falling to accept as the square of the share of the run left (the time\n"
-             "limit's, or max_iters' where given; negative: accept throughout); rule: bit 0\n"
-             "first improvement in the\n"
-             "first descent, bit 1 after kicks, bit 2 either at random per kick, bit 3 both\n"
-             "first descents;\n"
+             "limit's, or max_iters' where given; negative: accept throughout);\n"
+             "rule: bit 0 first improvement in the first descent, bit 1 after kicks, bit 2\n"
+             "either at random per kick, bit 3 both first descents;\n"
              "segment: or-opt's longest segment (1 to 8); segment_after: the same in the\n"
              "descents after a kick (0: as segment).\n"
              "Never returns a costlier route than the warm start.");

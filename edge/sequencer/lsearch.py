@@ -48,14 +48,16 @@ That share is wider at the start of a search and falls to ``ACCEPT`` as the squa
 share of its time left (:func:`choose_accept_start`): 6 % (``ACCEPT_START``) on a day of at
 most 100 stops, whatever the call, and 2 % (``ACCEPT_START_WIDE``) building a larger day of
 wide windows from a poor order. The search from one start otherwise settles within tens of
-milliseconds in one basin and stays there whatever the seed (a 100-stop van day: 1.5 %
-above the best route known after 10 s); roaming first, it ends in the best basin it passed
-through. In interleaved exploratory runs at the 0.2 s budget, the Solomon-derived 100-stop
-days built from a poor order went from 0.45 % to 0.28 % above the best routes known, the
-100-stop van days from 1.06 % to 0.83 %, the 100-stop days after an event from 0.26 % to
-0.17 %, 150-stop van days from 1.85 % to 1.47 %. On the 200-stop days of narrow windows
-and on the 200-stop repairs it cost more than it brought (0.19 % to 0.43 %, 0.10 % to
-0.37 %): there the search has about 160 kicks in the time, too few to roam and settle.
+milliseconds in one basin and stays there whatever the seed (a 100-stop van day, from the
+greedy's route: 1.5 % above the best route known after 10 s); roaming first, it ends in the
+best basin it passed through. In interleaved exploratory runs (the default portfolio at the
+0.2 s budget, with and without the wider start, against the best routes known), the
+Solomon-derived 100-stop days built from a poor order went from 0.35 % to 0.19 %, after an
+event from 0.29 % to 0.20 %; the van days of 100 stops from 1.21 % to 1.01 %, of 150 from
+2.00 % to 1.76 %, of 200 from 3.71 % to 3.48 %; the 50-stop days stayed at 0.00 %. On the
+200-stop days of narrow windows and on the 200-stop repairs a wider start cost more than it
+brought (0.19 % to 0.43 %, 0.10 % to 0.37 %, with 4 %): there the search has about 160
+kicks in the time, too few to roam and settle.
 
 Two searches run side by side (``THREADS``, at most the machine's CPUs), each with its own
 seed: on a route built from a poor order the second goes from another start (below; the
