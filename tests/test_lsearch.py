@@ -976,19 +976,25 @@ def test_the_portfolio_tells_the_search_whether_it_repairs_a_plan(
     assert r.cost <= simulate(drifted, drifted.current_order).cost(params) + 1e-6
 
 
+def _spy_on_keyword(monkeypatch: pytest.MonkeyPatch, name: str) -> list[float]:
+    """Record keyword ``name`` of each call of the compiled search."""
+    seen: list[float] = []
+    real = lsearch.search
+
+    def spy(*a, **kw):  # type: ignore[no-untyped-def]
+        seen.append(kw[name])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(lsearch, "search", spy)
+    return seen
+
+
 def test_the_search_keeps_kicked_routes_near_the_best_found(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The sequencer asks for record-to-record acceptance; whatever the share, the answer is
     the best route found, never costlier than the warm start."""
-    seen: list[float] = []
-    real = lsearch.search
-
-    def spy(*a, **kw):  # type: ignore[no-untyped-def]
-        seen.append(kw["accept"])
-        return real(*a, **kw)
-
-    monkeypatch.setattr(lsearch, "search", spy)
+    seen = _spy_on_keyword(monkeypatch, "accept")
     day = _solomon("R101", 60, 2.0)
     r = LocalSearchSequencer(threads=1).solve(day, SequencerParams(time_limit_s=0.03))
     assert seen == [lsearch.ACCEPT] and lsearch.ACCEPT > 0
@@ -1046,14 +1052,7 @@ def test_the_acceptance_starts_wide_on_small_days_and_on_large_wide_window_days_
 
     assert lsearch.ANNEAL_MAX_STOPS == 100
     assert lsearch.ACCEPT_START > lsearch.ACCEPT_START_WIDE > lsearch.ACCEPT > 0
-    seen: list[float] = []
-    real = lsearch.search
-
-    def spy(*a, **kw):  # type: ignore[no-untyped-def]
-        seen.append(kw["accept_start"])
-        return real(*a, **kw)
-
-    monkeypatch.setattr(lsearch, "search", spy)
+    seen = _spy_on_keyword(monkeypatch, "accept_start")
     monkeypatch.setattr(lsearch, "HELPER_GRACE_S", 10.0)  # every search awaited and seen
     params = SequencerParams(time_limit_s=0.05, seed=2)
     loose, tight = van_day(150, 3), _solomon("RC1_2_1", 150, 2.0)
