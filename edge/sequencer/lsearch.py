@@ -62,9 +62,9 @@ kicks in the time, too few to roam and settle.
 Two searches run side by side (``THREADS``, at most the machine's CPUs), each with its own
 seed: on a route built from a poor order the second goes from another start (below; the
 driver's own order where none is built), on a small day the two cheapest screened routes go
-on, and the cheapest route found wins. The
-second runs at the lowest priority, on CPU no one else wants: on a busy gateway the answer
-is about what one search finds, and the tablet's server comes before it.
+on, and the cheapest route found wins. The second runs at the lowest priority, on CPU no
+one else wants: on a busy gateway the answer is about what one search finds, and the
+tablet's server comes before it.
 
 On a day of narrow windows built from a poor order, a beam search (``_lsearch.construct``,
 ``method="beam"``: :func:`beam_route`) builds one more start forwards in time, keeping the
@@ -255,7 +255,7 @@ def _starts(
     greedy's insertion and nearest neighbour from it, each once; with ``built`` (a method
     of :func:`beam_route`), last, its route, built by the search that screens it."""
     route = np.asarray(driver, dtype=np.int64)
-    out: list[list[int]] = [warm]
+    out: list[list[int] | Callable[[], list[int]]] = [warm]
     for start in (
         driver,
         _lsearch.construct(**args, route=route, fixed=int(fixed), method="insertion"),
@@ -267,8 +267,8 @@ def _starts(
         if start not in out:
             out.append(start)
     if built is not None:
-        return [*out, functools.partial(beam_route, args, driver, fixed, built)]
-    return list(out)
+        out.append(functools.partial(beam_route, args, driver, fixed, built))
+    return out
 
 
 def beam_width(stops: int) -> int:
