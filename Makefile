@@ -99,8 +99,8 @@ $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV)
 
 $(STAMP_BASE): pyproject.toml edge/sequencer/_lsearch.c | $(BIN)/python build-deps
-	@echo "installing wayline into $(VENV)"
-	@$(PIP) install -e .
+	@echo "installing wayline[demo] into $(VENV)"
+	@$(PIP) install -e '.[demo]'
 	@touch $@
 
 $(STAMP_TEST): pyproject.toml edge/sequencer/_lsearch.c | $(BIN)/python build-deps

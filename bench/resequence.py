@@ -4,7 +4,7 @@
 
 Two families of days, one van each, windows soft, capacity ignored.
 
-*Solomon/Homberger* sub-instances, from ../shared/data (`WAYLINE_DATA` overrides):
+*Solomon/Homberger* sub-instances, from data/ in the repository (`WAYLINE_DATA` overrides):
 
 * 50 stops: customers 1..50 of Solomon C101 C201 R101 R201 RC101 RC201;
 * 100 stops: all customers of the same six Solomon instances;

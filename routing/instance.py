@@ -3,7 +3,7 @@
 The routing core shared by the edge re-sequencer and the cloud planner. It knows nothing
 of MQTT, SQLite or solvers: an instance is data, a route is a list of customer numbers.
 
-Conventions (the literature's, and ../shared/data/README.md's): distance is the Euclidean
+Conventions (the literature's, and data/README.md's): distance is the Euclidean
 distance in double precision, travel time equals distance, service must *start* inside
 ``[ready, due]`` (waiting allowed), and every route ends at the depot by the depot's due time.
 """

@@ -37,9 +37,9 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-DATA_DIR = Path(os.environ.get("WAYLINE_DATA", REPO_ROOT.parent / "shared" / "data"))
-"""The Solomon and Homberger instances: ``shared/data`` beside the repository (as on the
-developers' machines and in CI), or wherever ``WAYLINE_DATA`` points."""
+DATA_DIR = Path(os.environ.get("WAYLINE_DATA", REPO_ROOT / "data"))
+"""The Solomon and Homberger instances with their best-known solutions: ``data/`` in the
+repository (its README cites the sources), or wherever ``WAYLINE_DATA`` points."""
 
 T = TypeVar("T")
 
