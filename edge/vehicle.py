@@ -27,6 +27,7 @@ from edge.errors import (
     StopFinalError,
     UnknownStopError,
 )
+from edge.hardware.settings import HardwareSettings
 from edge.resequencing import Resequencer, SequenceOutcome
 from edge.route_book import FINAL, PlanMerge, RouteBook, StopRow
 from protocol import (
@@ -69,6 +70,8 @@ class VehicleSettings:
     max_photo_bytes: int = 2 * 1024 * 1024
     delay_threshold_s: int = 300
     """Re-sequence when the van runs this much behind the ETA of its next stop."""
+    hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    """GNSS and CAN sources the agent reads its telemetry from (none: no telemetry)."""
 
     def __post_init__(self) -> None:
         from protocol.topics import up_topic
