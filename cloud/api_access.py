@@ -2,9 +2,10 @@
 
 API tokens (:class:`cloud.ops.TokenStore`) are kept in the coordinator's store as salted
 digests, never the secret. The dashboard logs people in with a password (scrypt) and a
-signed session cookie (:class:`cloud.ops.SessionSigner`). Roles: ``ops`` (everything,
-approving included), ``viewer`` (read only), ``integration`` (orders in, state out, webhooks),
-``carrier`` (one carrier's own orders only).
+signed session cookie (:class:`cloud.ops.SessionSigner`); users come from the store
+(``wayline admin create-user``) and the settings, read when the coordinator starts. Roles:
+``ops`` (everything, approving included), ``viewer`` (read only), ``integration`` (orders in,
+state out, webhooks), ``carrier`` (one carrier's own orders only).
 
 With ``WAYLINE_ENV=development`` and ``open_in_development``, a request with no
 credentials at all acts as a development operator, so local tools and the demo keep working;
@@ -84,7 +85,16 @@ class Access:
         ]
         self.tokens = TokenStore(records, pepper=settings.token_pepper)
         self.sessions = SessionSigner(settings.session_secret, max_age_s=settings.session_max_age_s)
-        self.users = {u.name: u for u in users}
+        stored = [
+            DashboardUser(
+                r["name"],
+                r["password_hash"],
+                tuple(Role(x) for x in r["roles"].split(",")),
+                r["carrier_id"],
+            )
+            for r in db.dashboard_users()
+        ]
+        self.users = {u.name: u for u in (*stored, *users)}
         if not self.users and self.development:
             name, password = DEV_USER
             self.users[name] = DashboardUser(name, hash_password(password), (Role.OPS,))

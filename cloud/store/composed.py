@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cloud.store.accounts import AccountStore
 from cloud.store.decisions import DecisionStore
 from cloud.store.ingest import DeviceFacts
 from cloud.store.migrations import MIGRATIONS
@@ -16,7 +17,14 @@ __all__ = ["CloudStore"]
 
 
 class CloudStore(
-    DeviceFacts, NetworkStore, OrderStore, PlanStore, DecisionStore, OpsStore, OverviewStore
+    DeviceFacts,
+    NetworkStore,
+    OrderStore,
+    PlanStore,
+    DecisionStore,
+    OpsStore,
+    OverviewStore,
+    AccountStore,
 ):
     """Reads and writes of the coordinator's state."""
 

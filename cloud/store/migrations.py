@@ -171,4 +171,15 @@ MIGRATIONS: tuple[str, ...] = (
         status TEXT NOT NULL, at_ms INTEGER NOT NULL, event_id TEXT NOT NULL PRIMARY KEY,
         reason TEXT, recipient TEXT, set_aside_by TEXT NOT NULL, set_aside_ms INTEGER NOT NULL)
     """,
+    # 5: who may come in: dashboard users (scrypt hashes, never a password) and the device
+    #    registry (each device's role and fleet, recorded when its broker login is made)
+    """
+    CREATE TABLE dashboard_users (
+        name TEXT PRIMARY KEY, email TEXT UNIQUE, password_hash TEXT NOT NULL,
+        roles TEXT NOT NULL, carrier_id TEXT, created_ms INTEGER NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE device_registry (
+        device_id TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('vehicle', 'depot')),
+        fleet_id TEXT, created_ms INTEGER NOT NULL)
+    """,
 )
