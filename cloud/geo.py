@@ -4,19 +4,20 @@ Distances are great-circle (haversine) metres times a road factor; travel time i
 distance at a constant speed. Both are rounded to whole metres and seconds, so a plan's
 inputs are integers that a replay rebuilds bit for bit from the same points and model
 (:func:`matrices_sha` pins them). Solomon/Homberger coordinates map onto the map around a
-depot with :func:`solomon_point`.
+depot with :func:`solomon_point`. Days (:func:`day_of`, :func:`day_start`) are a depot's
+local days, from :mod:`cloud.local_days`.
 """
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
 import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from cloud.local_days import day_of, day_start
 
 __all__ = [
     "TravelModel",
@@ -103,13 +104,3 @@ def solomon_point(
     lat = depot[0] + dy / METRES_PER_DEGREE
     lon = depot[1] + dx / (METRES_PER_DEGREE * math.cos(math.radians(depot[0])))
     return round(lat, 7), round(lon, 7)
-
-
-def day_start(day: str) -> int:
-    """Epoch seconds of 00:00 UTC on ``day`` (YYYY-MM-DD)."""
-    d = dt.date.fromisoformat(day)
-    return calendar.timegm((d.year, d.month, d.day, 0, 0, 0))
-
-
-def day_of(epoch_s: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_s, tz=dt.UTC).date().isoformat()

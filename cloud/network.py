@@ -12,6 +12,11 @@
   ``available_from_s``/``available_until_s`` and where it is (``lat``, ``lon``). Planned as
   :class:`GigCourier`.
 
+A depot plans in its own IANA ``timezone`` and has a ``cutoff`` (local ``HH:MM``) at which its
+day's morning plan runs by itself (:mod:`cloud.morning`); either may be left out to follow the
+coordinator's defaults (:class:`cloud.morning.MorningSettings`). Its planning days are its
+local days (:mod:`cloud.local_days`).
+
 A fleet (a carrier, say) or a single vehicle can go down mid-day: it then plans nothing new
 and its open orders move (:mod:`cloud.dispatch`).
 """
@@ -20,9 +25,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cloud.errors import InvalidError
+from cloud.local_days import check_cutoff, check_zone
 
 __all__ = [
     "CarrierTerms",
@@ -34,6 +40,7 @@ __all__ = [
     "VanSpec",
     "VehicleIn",
     "first_error",
+    "parse_depot",
     "validate_spec",
     "validate_terms",
 ]
@@ -53,6 +60,20 @@ class DepotIn(_Strict):
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
     address: Annotated[str, Field(max_length=500)] | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    """IANA zone of the depot's planning days (None: the coordinator's default)."""
+    cutoff: Annotated[str, Field(max_length=5)] | None = None
+    """Local ``HH:MM`` at which the day's morning plan runs (None: the coordinator's default)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return None if v is None else check_zone(v)
+
+    @field_validator("cutoff")
+    @classmethod
+    def _cutoff(cls, v: str | None) -> str | None:
+        return None if v is None else check_cutoff(v)
 
 
 class OwnTerms(_Strict):
@@ -110,8 +131,18 @@ _SPECS: dict[str, type[_Strict]] = {"own": VanSpec, "gig": CourierSpec}
 
 def first_error(exc: ValidationError, what: str) -> str:
     err = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(p) for p in err["loc"]) or what
-    return f"{what}: {where}: {err['msg']}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{what}: {where}: {msg}" if where else f"{what}: {msg}"
+
+
+def parse_depot(raw: Any) -> DepotIn:
+    """A depot as a caller sends it; one line naming the field when it does not hold."""
+    try:
+        return DepotIn.model_validate(raw)
+    except ValidationError as exc:
+        did = raw.get("depot_id") if isinstance(raw, dict) else None
+        raise InvalidError(first_error(exc, f"depot {did!r}" if did else "depot")) from None
 
 
 def validate_terms(kind: str, terms: dict[str, Any]) -> dict[str, Any]:

@@ -182,4 +182,12 @@ MIGRATIONS: tuple[str, ...] = (
         device_id TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('vehicle', 'depot')),
         fleet_id TEXT, created_ms INTEGER NOT NULL)
     """,
+    # 6: each depot's planning days: its IANA time zone and the local cut-off at which its
+    #    morning plan runs (NULL: the coordinator's defaults), and the morning plans found by
+    #    region, so a depot's day is planned once
+    """
+    ALTER TABLE depots ADD COLUMN timezone TEXT;
+    ALTER TABLE depots ADD COLUMN cutoff TEXT;
+    CREATE INDEX decisions_region ON decisions (region, kind)
+    """,
 )

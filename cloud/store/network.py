@@ -1,7 +1,9 @@
 """The network in the coordinator's store: depots, fleets (own, 3PL, gig) and vehicles.
 
 A fleet's ``terms`` (cost model and limits) and a vehicle's ``spec`` are JSON objects whose
-shape :mod:`cloud.network` validates; the store keeps them as given.
+shape :mod:`cloud.network` validates; the store keeps them as given. A depot's ``timezone`` and
+``cutoff`` are stored as given (NULL: none of its own); reads fill the coordinator's defaults in
+(:meth:`NetworkStore.set_depot_defaults`), so every reader sees the values that apply.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
+from cloud.local_days import UTC_ZONE
 from cloud.store.base import StoreBase
 
 __all__ = ["NetworkStore"]
@@ -17,6 +20,14 @@ __all__ = ["NetworkStore"]
 
 class NetworkStore(StoreBase):
     """Depots, fleets and vehicles: created or replaced by id, their status changed."""
+
+    default_timezone: str = UTC_ZONE
+    default_cutoff: str = "06:00"
+
+    def set_depot_defaults(self, timezone: str, cutoff: str) -> None:
+        """The zone and cut-off of a depot that has none of its own (checked by the caller)."""
+        self.default_timezone = timezone
+        self.default_cutoff = cutoff
 
     def put_depot(
         self,
@@ -27,12 +38,16 @@ class NetworkStore(StoreBase):
         lon: float,
         address: str | None,
         now_ms: int,
+        *,
+        timezone: str | None = None,
+        cutoff: str | None = None,
     ) -> None:
         conn.execute(
-            "INSERT INTO depots (depot_id, name, lat, lon, address, created_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(depot_id) DO UPDATE SET name = excluded.name, "
-            "lat = excluded.lat, lon = excluded.lon, address = excluded.address",
-            (depot_id, name, lat, lon, address, now_ms),
+            "INSERT INTO depots (depot_id, name, lat, lon, address, created_ms, timezone, cutoff) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(depot_id) DO UPDATE SET "
+            "name = excluded.name, lat = excluded.lat, lon = excluded.lon, "
+            "address = excluded.address, timezone = excluded.timezone, cutoff = excluded.cutoff",
+            (depot_id, name, lat, lon, address, now_ms, timezone, cutoff),
         )
 
     def put_fleet(
@@ -85,10 +100,22 @@ class NetworkStore(StoreBase):
     # -- reads -----------------------------------------------------------------------------
 
     def depot(self, depot_id: str, conn: sqlite3.Connection | None = None) -> dict[str, Any] | None:
-        return self.one(conn, "SELECT * FROM depots WHERE depot_id = ?", (depot_id,))
+        row = self.one(conn, "SELECT * FROM depots WHERE depot_id = ?", (depot_id,))
+        return None if row is None else self._with_defaults(row)
 
-    def depots(self) -> list[dict[str, Any]]:
-        return self.query("SELECT * FROM depots ORDER BY depot_id")
+    def depots(self, conn: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
+        rows = self.rows(conn, "SELECT * FROM depots ORDER BY depot_id")
+        return [self._with_defaults(r) for r in rows]
+
+    def depot_zone(self, depot_id: str, conn: sqlite3.Connection | None = None) -> str:
+        """The IANA zone of a depot's planning days (the default for an unknown depot)."""
+        row = self.one(conn, "SELECT timezone FROM depots WHERE depot_id = ?", (depot_id,))
+        return str((row or {}).get("timezone") or self.default_timezone)
+
+    def _with_defaults(self, row: dict[str, Any]) -> dict[str, Any]:
+        row["timezone"] = row.get("timezone") or self.default_timezone
+        row["cutoff"] = row.get("cutoff") or self.default_cutoff
+        return row
 
     def fleet(self, fleet_id: str, conn: sqlite3.Connection | None = None) -> dict[str, Any] | None:
         row = self.one(conn, "SELECT * FROM fleets WHERE fleet_id = ?", (fleet_id,))
