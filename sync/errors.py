@@ -2,12 +2,13 @@
 
 SyncError
 ├── StoreError        the local SQLite store cannot be opened or written
-└── BrokerUrlError    a broker URL that is not ``mqtt://host:port``
+│   └── SchemaVersionError  a store written by a newer Wayline than this one
+└── BrokerUrlError    a broker URL or its TLS files that cannot be used
 """
 
 from __future__ import annotations
 
-__all__ = ["BrokerUrlError", "StoreError", "SyncError"]
+__all__ = ["BrokerUrlError", "SchemaVersionError", "StoreError", "SyncError"]
 
 
 class SyncError(Exception):
@@ -18,5 +19,10 @@ class StoreError(SyncError):
     """The local store cannot be opened, checked or written."""
 
 
+class SchemaVersionError(StoreError):
+    """A store whose schema version is newer than this code's; it is left untouched."""
+
+
 class BrokerUrlError(SyncError, ValueError):
-    """A broker URL that is not ``mqtt://host[:port]``."""
+    """A broker URL that is not ``mqtt[s]://[user[:password]@]host[:port]``, or whose
+    certificate files are missing."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
+import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -29,26 +32,98 @@ __all__ = ["BrokerAddress", "MqttLink", "parse_broker_url"]
 log = logging.getLogger(__name__)
 
 
+#: Query parameters a broker URL may carry (file paths of PEM files).
+_URL_OPTIONS = {"ca": "ca_file", "cert": "cert_file", "key": "key_file"}
+_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
+    """Where the broker is and how to prove who we are to it.
+
+    ``tls`` verifies the broker's certificate and host name against ``ca_file`` (the system's
+    trust store when None); ``cert_file``/``key_file`` add a client certificate. The password
+    never appears in ``url``, ``repr`` or a log line.
+    """
+
     host: str
     port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        """The address as a URL without the password (for logs)."""
+        user = f"{urllib.parse.quote(self.username, safe='')}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
-def parse_broker_url(url: str) -> BrokerAddress:
-    """``mqtt://host[:port]`` → address; anything else raises BrokerUrlError."""
+def parse_broker_url(
+    url: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+) -> BrokerAddress:
+    """``mqtt[s]://[user[:password]@]host[:port][?ca=PEM&cert=PEM&key=PEM]`` → address.
+
+    Keyword arguments (from settings, e.g. a password kept out of the URL in an environment
+    file) fill what the URL leaves out; anything malformed raises BrokerUrlError in one line.
+    """
     parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme != "mqtt" or not parsed.hostname:
-        raise BrokerUrlError(f"broker URL must look like mqtt://127.0.0.1:1883, got {url!r}")
+    example = "mqtt://127.0.0.1:1883 or mqtts://USER:PASSWORD@broker.example.com:8883"
+    if parsed.scheme not in _DEFAULT_PORTS or not parsed.hostname:
+        shown = _without_password(url)
+        raise BrokerUrlError(f"broker URL must look like {example}, got {shown!r}")
     try:
-        port = parsed.port or 1883
-    except ValueError as exc:
-        raise BrokerUrlError(f"bad port in broker URL {url!r}") from exc
-    return BrokerAddress(parsed.hostname, port)
+        port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+    except ValueError:
+        raise BrokerUrlError(f"bad port in broker URL {_without_password(url)!r}") from None
+    if parsed.path not in ("", "/") or parsed.fragment:
+        raise BrokerUrlError(f"broker URL has a path: {_without_password(url)!r}")
+    files: dict[str, str] = {}
+    for key, values in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items():
+        if key not in _URL_OPTIONS or len(values) != 1 or not values[0]:
+            raise BrokerUrlError(
+                f"broker URL option {key!r} unknown or empty (known: {', '.join(_URL_OPTIONS)})"
+            )
+        files[_URL_OPTIONS[key]] = values[0]
+    tls = parsed.scheme == "mqtts"
+    address = BrokerAddress(
+        host=parsed.hostname,
+        port=port,
+        username=urllib.parse.unquote(parsed.username) if parsed.username else username,
+        password=urllib.parse.unquote(parsed.password) if parsed.password else password,
+        tls=tls,
+        ca_file=files.get("ca_file", ca_file),
+        cert_file=files.get("cert_file", cert_file),
+        key_file=files.get("key_file", key_file),
+    )
+    if not tls and (address.ca_file or address.cert_file or address.key_file):
+        raise BrokerUrlError("certificate files need an mqtts:// broker URL")
+    if address.password and not address.username:
+        raise BrokerUrlError("a broker password needs a username")
+    if (address.cert_file is None) != (address.key_file is None):
+        raise BrokerUrlError("a client certificate needs both cert and key")
+    for option in ("ca_file", "cert_file", "key_file"):
+        path = getattr(address, option)
+        if path is not None and not os.path.isfile(path):
+            raise BrokerUrlError(f"broker {option.removesuffix('_file')} file not found: {path}")
+    return address
+
+
+def _without_password(url: str) -> str:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password is None:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
 
 
 class MqttLink:
@@ -90,6 +165,10 @@ class MqttLink:
         self._connected = threading.Event()
         self._outage_logged = False
         self._stopping = False
+        self._stopped = threading.Event()
+        self._retry_min_s, self._retry_max_s = reconnect_min_s, reconnect_max_s
+        self._retry_s = reconnect_min_s
+        self._last_failure = 0.0
         if mqtt_v5:
             c = mqtt.Client(
                 CallbackAPIVersion.VERSION2,
@@ -108,6 +187,18 @@ class MqttLink:
         )
         c.max_inflight_messages_set(max_inflight)
         c.max_queued_messages_set(0)
+        if broker.username:
+            c.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            # Verified by default: the broker's chain against ca_file (or the system's trust
+            # store) and its host name against the certificate.
+            c.tls_set(
+                ca_certs=broker.ca_file,
+                certfile=broker.cert_file,
+                keyfile=broker.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
         if will is not None:
             c.will_set(will[0], will[1], qos=1, retain=True)
         c.on_connect = self._handle_connect
@@ -143,6 +234,7 @@ class MqttLink:
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2)
         self._stopping = True
+        self._stopped.set()
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -187,6 +279,23 @@ class MqttLink:
 
     def _handle_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
         self._log_outage("unreachable")
+        self._back_off()
+
+    def _back_off(self) -> None:
+        """Wait out what is left of the backoff since the last failure.
+
+        paho waits between attempts when the TCP connection fails, but retries a failed TLS
+        handshake (an unknown CA, a clock outside the certificate's validity) at once, in a
+        tight loop; this keeps every kind of failure to the same exponential backoff.
+        """
+        now = time.monotonic()
+        if now - self._last_failure > 2 * self._retry_max_s:
+            self._retry_s = self._retry_min_s  # a fresh outage starts from the shortest wait
+        remaining = self._retry_s - (now - self._last_failure)
+        if remaining > 0:
+            self._stopped.wait(remaining)
+        self._last_failure = time.monotonic()
+        self._retry_s = min(self._retry_s * 2, self._retry_max_s)
 
     def _handle_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         was = self._connected.is_set()
