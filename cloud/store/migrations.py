@@ -190,4 +190,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE depots ADD COLUMN cutoff TEXT;
     CREATE INDEX decisions_region ON decisions (region, kind)
     """,
+    # 7: outgoing webhook deliveries, one per event and target, with their retries: the
+    #    exact body that is signed and sent, how often it was tried, when it is next due,
+    #    whether a worker has it in flight, and its last answer
+    """
+    CREATE TABLE webhook_deliveries (
+        delivery_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, event_type TEXT NOT NULL,
+        target_id TEXT NOT NULL REFERENCES webhook_targets (target_id), body BLOB NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL,
+        claimed_ms INTEGER, last_attempt_ms INTEGER, last_status_code INTEGER,
+        last_error TEXT, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+        delivered_ms INTEGER, UNIQUE (event_id, target_id));
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_ms);
+    CREATE INDEX webhook_deliveries_target ON webhook_deliveries (target_id, created_ms)
+    """,
 )
