@@ -29,8 +29,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from sync.errors import StoreError
 
 __all__ = ["Store", "open_store"]
@@ -57,7 +55,6 @@ class Store:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
         self._depth = 0
 
@@ -121,8 +118,10 @@ class Store:
                 raise StoreError(f"{self.path}: schema: {exc}") from exc
 
     def table_names(self) -> list[str]:
+        """Names of the tables in this store, in the order SQLite lists them."""
         with self.lock:
-            return self.db.table_names()
+            rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            return [name for (name,) in rows]
 
     def close(self) -> None:
         with self.lock:

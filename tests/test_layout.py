@@ -39,10 +39,18 @@ THIRD_PARTY_ONLY: dict[str, set[str]] = {
     "protocol": {"pydantic", "msgpack"},
 }
 
+#: The cloud's solvers and the demo's data and plotting libraries: never in an edge install.
+CLOUD_ONLY = {"ortools", "pyvrp", "vroom", "pandas", "matplotlib"}
+
 #: Third-party modules a package must never import.
 NEVER_IMPORTS: dict[str, set[str]] = {
-    "routing": {"paho", "sqlite_utils"},
-    "protocol": {"paho", "sqlite_utils", "ortools", "pyvrp"},
+    "routing": {"paho"} | CLOUD_ONLY,
+    "protocol": {"paho"} | CLOUD_ONLY,
+    "sync": CLOUD_ONLY,
+    # OR-Tools and PyVRP only in the optional sequencer modules (CONFINED), imported by
+    # make_sequencer only when asked for or when the compiled search is not built
+    # (tests/test_packaging.py runs the edge processes)
+    "edge": CLOUD_ONLY - {"ortools", "pyvrp"},
 }
 
 
@@ -57,7 +65,6 @@ class Confined:
 #: Third-party modules kept behind one boundary module per package.
 CONFINED: dict[str, Confined] = {
     "paho": Confined(r".", 1),
-    "sqlite_utils": Confined(r"(^|\.)(store|outbox|ingest)(\.|$)", None),
     "ortools": Confined(r"solver|planner", 1),
     "pyvrp": Confined(r"solver|planner", 1),
 }

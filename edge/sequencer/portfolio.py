@@ -183,15 +183,18 @@ def make_sequencer(
     ``threads`` searches side by side (``None``: two, or one on a single-CPU machine).
     ``solver="pyvrp"``: the greedy, then PyVRP (the default until the compiled search).
     Without the compiled extension the default falls back to PyVRP; without PyVRP,
-    OR-Tools does all the work.
+    OR-Tools does all the work; with neither (an edge install carries no cloud solver),
+    the greedy route alone. A solver library is imported only on the path that uses it,
+    so the default on a gateway loads neither OR-Tools nor PyVRP.
     """
-    from edge.sequencer.ortools_solver import OrToolsSequencer
-
     if solver == "lsearch":
         try:
             from edge.sequencer.lsearch import LocalSearchSequencer
         except ImportError:
-            log.warning("the compiled local search is not built; the re-sequencer uses PyVRP")
+            log.warning(
+                "the compiled local search is not built; the re-sequencer uses PyVRP, "
+                "OR-Tools or the greedy, whichever is installed"
+            )
         else:
             return PortfolioSequencer(
                 primary=LocalSearchSequencer(threads=threads),
@@ -206,5 +209,11 @@ def make_sequencer(
         from edge.sequencer.pyvrp_solver import PyVrpSequencer
     except ImportError:
         log.info("pyvrp is not installed; the re-sequencer uses OR-Tools")
-        return PortfolioSequencer(primary=OrToolsSequencer(), target_s=target_s)
-    return PortfolioSequencer(primary=PyVrpSequencer(), target_s=target_s)
+    else:
+        return PortfolioSequencer(primary=PyVrpSequencer(), target_s=target_s)
+    try:
+        from edge.sequencer.ortools_solver import OrToolsSequencer
+    except ImportError:
+        log.warning("neither pyvrp nor ortools is installed; the re-sequencer is the greedy")
+        return PortfolioSequencer(primary=None, target_s=target_s)
+    return PortfolioSequencer(primary=OrToolsSequencer(), target_s=target_s)
