@@ -203,7 +203,23 @@ def ops_router(c: Coordinator) -> APIRouter:
 
     @r.get("/webhooks", tags=["webhooks"])
     def targets(_p: Annotated[Principal, integrator]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in t.items() if k != "secret"} for t in db.webhook_targets()]
+        """Targets, each with its deliveries by status (pending, delivered, failed)."""
+        return ops.webhook_targets()
+
+    @r.get("/webhooks/{target_id}/deliveries", tags=["webhooks"])
+    def deliveries(
+        target_id: str,
+        _p: Annotated[Principal, integrator],
+        status: Literal["pending", "delivered", "failed"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """A target's deliveries, newest first, with attempts and the last error."""
+        return ops.webhook_deliveries(target_id, status, limit)
+
+    @r.post("/webhooks/deliveries/{delivery_id}/redeliver", tags=["webhooks"])
+    def redeliver(delivery_id: str, _p: Annotated[Principal, integrator]) -> dict[str, Any]:
+        """Send a failed delivery again now, with the same webhook-id (409 if not failed)."""
+        return ops.redeliver(delivery_id)
 
     @r.delete("/webhooks/{target_id}", tags=["webhooks"])
     def remove_target(target_id: str, _p: Annotated[Principal, integrator]) -> dict[str, Any]:

@@ -8,8 +8,9 @@ commit wrote to it):
 - raises the exceptions nothing reports (carrier outages and breakdowns queued by dispatch,
   vehicles offline too long), and
 - drains the ops outbox written by ingest transactions: customer notifications through the
-  customer's preferred channel (:class:`cloud.ops.ChannelRouter`), webhook events handed to
-  the :class:`cloud.ops.WebhookDispatcher`, whose own workers deliver them with retries.
+  customer's preferred channel (:class:`cloud.ops.ChannelRouter`); a webhook event becomes
+  one durable delivery per subscribed target, in the transaction that marks its entry
+  handled, which the :class:`cloud.ops.WebhookDispatcher`'s workers send with retries.
 
 Nothing here ever runs inside ingest except the writes to the store.
 """
@@ -17,11 +18,13 @@ Nothing here ever runs inside ingest except the writes to the store.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +43,7 @@ from cloud.ops import (
     OpsSettings,
     PushLogStub,
     Recipient,
+    SettingsError,
     SmsLogStub,
     WebhookChannel,
     WebhookDispatcher,
@@ -48,7 +52,8 @@ from cloud.ops import (
     default_policy,
     load_policy,
 )
-from cloud.ops.webhooks import EVENT_TYPES
+from cloud.ops.webhook_signing import new_secret
+from cloud.ops.webhooks import EVENT_TYPES, plan_deliveries
 from protocol import StopEvent
 
 if TYPE_CHECKING:
@@ -57,6 +62,8 @@ if TYPE_CHECKING:
 __all__ = ["Operations", "OperationsSettings"]
 
 log = logging.getLogger(__name__)
+
+_PRUNE_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,53 @@ class OperationsSettings:
     dashboard_users: tuple[DashboardUser, ...] = ()
     open_in_development: bool = True
     tick_s: float = 1.0
-    webhook_timeout_s: float = 5.0
-    webhook_max_attempts: int = 6
-    webhook_backoff_base_s: float = 1.0
-    webhook_workers: int = 4
+    webhook_timeout_s: float = field(default_factory=lambda: _env_float("WEBHOOK_TIMEOUT_S", 5.0))
+    """Seconds to wait for a receiver's answer (``WAYLINE_WEBHOOK_TIMEOUT_S``)."""
+    webhook_max_attempts: int = field(default_factory=lambda: _env_int("WEBHOOK_MAX_ATTEMPTS", 18))
+    """Attempts before a delivery is ``failed`` (``WAYLINE_WEBHOOK_MAX_ATTEMPTS``)."""
+    webhook_backoff_base_s: float = field(
+        default_factory=lambda: _env_float("WEBHOOK_BACKOFF_BASE_S", 5.0)
+    )
+    """The wait after the first failed attempt, doubled after each next one
+    (``WAYLINE_WEBHOOK_BACKOFF_BASE_S``); with the defaults, retries span about 1.5 days."""
+    webhook_backoff_max_s: float = field(
+        default_factory=lambda: _env_float("WEBHOOK_BACKOFF_MAX_S", 6 * 3600.0)
+    )
+    """The longest wait between two attempts (``WAYLINE_WEBHOOK_BACKOFF_MAX_S``)."""
+    webhook_workers: int = field(default_factory=lambda: _env_int("WEBHOOK_WORKERS", 4))
+    """Threads sending webhooks (``WAYLINE_WEBHOOK_WORKERS``)."""
+    webhook_keep_delivered_days: float = 30.0
+    """Delivered webhooks are forgotten after this many days (failed ones are kept)."""
+
+    def __post_init__(self) -> None:
+        for name in ("webhook_timeout_s", "webhook_backoff_base_s", "webhook_backoff_max_s"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{name} must be more than 0, not {getattr(self, name)!r}")
+        for name in ("webhook_max_attempts", "webhook_workers"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)!r}")
+
+
+def _env_float(name: str, default: float) -> float:
+    """``WAYLINE_<name>`` as a number, else the default: the webhook timings a deployment
+    (or a test's coordinator process) sets without code."""
+    return float(_env(name, default, float, "a number"))
+
+
+def _env_int(name: str, default: int) -> int:
+    """``WAYLINE_<name>`` as a whole number, else the default."""
+    return int(_env(name, default, int, "a whole number"))
+
+
+def _env(name: str, default: float, kind: Callable[[str], float], what: str) -> float:
+    var = f"WAYLINE_{name}"
+    raw = os.environ.get(var)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{var} must be {what}, not {raw!r}") from None
 
 
 def resolve_ops_settings(settings: OperationsSettings) -> OpsSettings:
@@ -122,12 +172,14 @@ class Operations:
         ]
         self.channels = ChannelRouter(channels)
         self.webhooks = WebhookDispatcher(
-            self._targets(),
+            self.db,
             workers=settings.webhook_workers,
             timeout_s=settings.webhook_timeout_s,
             max_attempts=settings.webhook_max_attempts,
             backoff_base_s=settings.webhook_backoff_base_s,
+            backoff_max_s=settings.webhook_backoff_max_s,
         )
+        self._next_prune = 0.0
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -171,8 +223,14 @@ class Operations:
             self._wake.clear()
 
     def tick(self) -> int:
-        """Raise the exceptions nothing reports, then drain the outbox."""
+        """Raise the exceptions nothing reports, then drain the outbox; hourly, forget
+        webhooks delivered longer ago than ``webhook_keep_delivered_days``."""
         self.exceptions.scan()
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + _PRUNE_EVERY_S
+            keep_ms = int(self.settings.webhook_keep_delivered_days * 86_400_000)
+            with self.db.store.transaction() as conn:
+                self.db.prune_webhook_deliveries(conn, int(time.time() * 1000) - keep_ms)
         return self.drain()
 
     def finish_task(self, task_id: str, by: str, note: str = "") -> dict[str, Any]:
@@ -217,19 +275,18 @@ class Operations:
 
     def drain(self) -> int:
         """Send what committed transactions queued; returns how many entries were handled."""
-        done = 0
+        done = planned = 0
         with self._drain_lock:
             for entry in self.db.outbox_due():
+                if entry["kind"] == "webhook":
+                    planned += self._plan_webhook(entry)
+                    done += 1
+                    continue
                 try:
                     if entry["kind"] == "notify":
                         self._notify(entry["payload"]["notification_id"])
                     elif entry["kind"] == "action":
                         self.exceptions.actions.run(entry["payload"]["action_id"])
-                    elif entry["kind"] == "webhook":
-                        p = entry["payload"]
-                        self.webhooks.publish(
-                            WebhookEvent(p["type"], p["data"], p["event_id"], p["created_ms"])
-                        )
                 except Exception:
                     log.exception(
                         "ops outbox entry %s (%s) failed", entry["entry_id"], entry["kind"]
@@ -237,7 +294,23 @@ class Operations:
                 with self.db.store.transaction() as conn:
                     self.db.outbox_done(conn, entry["entry_id"], self.c.now_ms())
                 done += 1
+        if planned:
+            self.webhooks.wake()  # after the commit: the workers read the store
         return done
+
+    def _plan_webhook(self, entry: dict[str, Any]) -> int:
+        """One delivery per subscribed target, in the transaction that marks the entry
+        handled: a crash leaves either the entry (planned again) or the deliveries."""
+        p = entry["payload"]
+        event = WebhookEvent(p["type"], p["data"], p["event_id"], p["created_ms"])
+        now = int(time.time() * 1000)
+        with self.db.store.transaction() as conn:
+            targets = self.db.webhook_target_objects(conn)
+            added = self.db.add_webhook_deliveries(
+                conn, event, plan_deliveries(event, targets), now
+            )
+            self.db.outbox_done(conn, entry["entry_id"], self.c.now_ms())
+        return added
 
     def _notify(self, notification_id: str) -> None:
         row = self.db.one(
@@ -275,21 +348,15 @@ class Operations:
 
     # -- webhook targets and customer contacts ---------------------------------------------
 
-    def _targets(self) -> list[WebhookTarget]:
-        return [
-            WebhookTarget(t["target_id"], t["url"], t["secret"], frozenset(t["events"]))
-            for t in self.db.webhook_targets()
-        ]
-
     def register_target(
         self, url: str, events: list[str], by: str, carrier_id: str | None = None
     ) -> dict[str, Any]:
-        """A new webhook target; its signing secret is returned once."""
+        """A new webhook target; its signing secret (``whsec_…``) is returned once."""
         unknown = sorted(set(events) - set(EVENT_TYPES))
         if unknown:
             raise InvalidError(f"unknown webhook events {unknown}; known: {list(EVENT_TYPES)}")
         target_id = f"wh-{secrets.token_hex(6)}"
-        secret = secrets.token_urlsafe(32)
+        secret = new_secret()
         try:
             WebhookTarget(target_id, url, secret, frozenset(events))
         except ValueError as exc:
@@ -305,11 +372,48 @@ class Operations:
         }
         with self.db.store.transaction() as conn:
             self.db.put_webhook_target(conn, row)
-        self.webhooks.targets = self._targets()
         return {**row, "events": sorted(events)}
 
     def remove_target(self, target_id: str) -> None:
+        """Stop a target; what was still to be sent to it fails with ``target removed``."""
         with self.db.store.transaction() as conn:
-            if not self.db.deactivate_webhook_target(conn, target_id):
+            if not self.db.deactivate_webhook_target(conn, target_id, int(time.time() * 1000)):
                 raise NotFoundError(f"no webhook target {target_id!r}")
-        self.webhooks.targets = self._targets()
+
+    def webhook_targets(self) -> list[dict[str, Any]]:
+        """Active targets without their secrets, each with its deliveries by status."""
+        counts = self.db.webhook_delivery_counts()
+        empty = {"pending": 0, "delivered": 0, "failed": 0}
+        return [
+            {
+                **{k: v for k, v in t.items() if k != "secret"},
+                "deliveries": counts.get(t["target_id"], empty),
+            }
+            for t in self.db.webhook_targets()
+        ]
+
+    def webhook_deliveries(
+        self, target_id: str, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """A target's deliveries, newest first (the failed ones with their last error)."""
+        if not any(t["target_id"] == target_id for t in self.db.webhook_targets()):
+            raise NotFoundError(f"no webhook target {target_id!r}")
+        return self.db.webhook_deliveries(target_id, status, limit)
+
+    def redeliver(self, delivery_id: str) -> dict[str, Any]:
+        """Send a failed delivery again, now, with the same ``webhook-id`` and a fresh count
+        of attempts."""
+        with self.db.store.transaction() as conn:
+            row = self.db.webhook_delivery(delivery_id, conn)
+            if row is None:
+                raise NotFoundError(f"no webhook delivery {delivery_id!r}")
+            if not self.db.redeliver_webhook(conn, delivery_id, int(time.time() * 1000)):
+                why = (
+                    f"is {row['status']}; only a failed one can be sent again"
+                    if row["status"] != "failed"
+                    else f"went to {row['target_id']}, which was removed"
+                )
+                raise ConflictError(f"webhook delivery {delivery_id} {why}")
+            row = self.db.webhook_delivery(delivery_id, conn) or row
+        self.webhooks.wake()
+        return row

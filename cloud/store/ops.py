@@ -1,6 +1,7 @@
 """Operations in the coordinator's store: the exception queue, customer windows and the
-notifications they caused, customer contacts, webhook targets, API tokens, and the outbox of
-work (webhook events, customer messages) that leaves only after its transaction commits.
+notifications they caused, customer contacts, webhook targets and deliveries
+(:mod:`cloud.store.webhooks`), API tokens, and the outbox of work (webhook events, customer
+messages) that leaves only after its transaction commits.
 
 An exception queue item is one group of repeats of the same cause; its incidents are kept
 one by one (``exception_incidents``), which is what the automation share counts.
@@ -13,6 +14,7 @@ import sqlite3
 from typing import Any
 
 from cloud.store.actions import ActionStore
+from cloud.store.webhooks import WebhookStore
 
 __all__ = ["NEEDS_PERSON", "OpsStore"]
 
@@ -32,7 +34,7 @@ def _item(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return row
 
 
-class OpsStore(ActionStore):
+class OpsStore(WebhookStore, ActionStore):
     """The exception queue, customer ETAs, notifications, webhooks, tokens, ops outbox."""
 
     # -- exception queue -------------------------------------------------------------------
@@ -272,27 +274,7 @@ class OpsStore(ActionStore):
             (carrier_id, limit),
         )
 
-    # -- webhook targets and tokens --------------------------------------------------------
-
-    def put_webhook_target(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-        row = {**row, "events": json.dumps(sorted(row["events"]))}
-        cols = ", ".join(row)
-        conn.execute(
-            f"INSERT INTO webhook_targets ({cols}) VALUES ({', '.join('?' * len(row))})",
-            tuple(row.values()),
-        )
-
-    def webhook_targets(self, conn: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
-        rows = self.rows(conn, "SELECT * FROM webhook_targets WHERE active = 1 ORDER BY 1")
-        for r in rows:
-            r["events"] = json.loads(r["events"])
-        return rows
-
-    def deactivate_webhook_target(self, conn: sqlite3.Connection, target_id: str) -> bool:
-        cur = conn.execute(
-            "UPDATE webhook_targets SET active = 0 WHERE target_id = ?", (target_id,)
-        )
-        return cur.rowcount == 1
+    # -- tokens ----------------------------------------------------------------------------
 
     def put_token(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         self.upsert(conn, "api_tokens", "token_id", row)
