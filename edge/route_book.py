@@ -3,6 +3,9 @@
 Every write takes the sync transaction (:class:`sync.Tx`) it is part of, so a change and the
 message that reports it commit together. A stop's status only moves forward: once
 delivered, failed, picked up or skipped it is a fact, and no later plan moves it (rule 4).
+
+The tables are :data:`SCHEMA`, numbered steps in the store's ``PRAGMA user_version``
+(:mod:`sync.migrations`): append a step to change them, never edit a released one.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol import PlannedStop, RoutePlan
-from sync import Rejected, Store
+from sync import Rejected, Schema, Step, Store, migrate
 
 __all__ = ["FINAL", "SCHEMA", "PlanMerge", "RouteBook", "StopRow"]
 
 FINAL = frozenset({"delivered", "failed", "picked_up", "skipped"})
 
-SCHEMA = """
+_TABLES_1 = """
 CREATE TABLE IF NOT EXISTS route (
     id INTEGER PRIMARY KEY CHECK (id = 1), route_id TEXT NOT NULL, version INTEGER NOT NULL,
     day TEXT NOT NULL, depot_lat REAL NOT NULL, depot_lon REAL NOT NULL, depot_address TEXT,
@@ -52,6 +55,13 @@ CREATE TABLE IF NOT EXISTS position (
     lon REAL NOT NULL, speed_kmh REAL NOT NULL, heading_deg REAL NOT NULL,
     odometer_km REAL NOT NULL);
 """
+
+#: The route book's schema steps; step 1 is the schema of stores written before versions.
+SCHEMA = Schema(
+    "route book",
+    (Step("route, stops, parcels, stop events, photos, conflicts, position", _TABLES_1),),
+    marker="route",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +111,7 @@ class RouteBook:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        store.ensure_schema(SCHEMA)
+        migrate(store, SCHEMA)
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from edge.errors import (
     StopFinalError,
     UnknownStopError,
 )
+from edge.hardware.inputs import HardwareInputs
 from edge.hardware.settings import HardwareSettings
 from edge.resequencing import Resequencer, SequenceOutcome
 from edge.route_book import FINAL, PlanMerge, RouteBook, StopRow
@@ -93,7 +94,11 @@ class VehicleAgent:
         self.settings = settings
         self.clock = clock
         self.store = open_store(settings.db_path)
-        self.book = RouteBook(self.store)
+        try:
+            self.book = RouteBook(self.store)  # brings the store to this code's schema
+        except Exception:
+            self.store.close()  # a newer store, or a step that failed: nothing left open
+            raise
         self.resequencer = Resequencer(budget_s=settings.resequence_budget_s, seed=settings.seed)
         self.node = SyncNode(
             node_id=settings.vehicle_id,
@@ -106,6 +111,8 @@ class VehicleAgent:
             device_role="vehicle",
         )
         self.cloud_online: bool | None = None
+        self.hardware = HardwareInputs(settings.hardware, self.telemetry, clock=clock)
+        """The GNSS and CAN inputs ``settings.hardware`` names, feeding :meth:`telemetry`."""
 
     @property
     def vehicle_id(self) -> str:
@@ -113,8 +120,10 @@ class VehicleAgent:
 
     def start(self) -> None:
         self.node.start()
+        self.hardware.start()
 
     def stop(self) -> None:
+        self.hardware.stop()
         self.node.stop()
         self.store.close()
 

@@ -4,18 +4,23 @@ Shared by the edge agents and the cloud coordinator, which meet only through pro
 messages on the wire. See :mod:`sync.node` for the rules it keeps.
 """
 
-from sync.errors import BrokerUrlError, StoreError, SyncError
+from sync.errors import BrokerUrlError, SchemaVersionError, StoreError, SyncError
+from sync.migrations import Schema, Step, migrate, run_script
 from sync.mqtt import BrokerAddress, MqttLink, parse_broker_url
 from sync.node import Handler, Rejected, SyncNode, SyncSettings, Tx
-from sync.store import Store, open_store
+from sync.store import SYNC_SCHEMA, Store, open_store
 from sync.stream import WriteBuffer
 
 __all__ = [
+    "SYNC_SCHEMA",
     "BrokerAddress",
     "BrokerUrlError",
     "Handler",
     "MqttLink",
     "Rejected",
+    "Schema",
+    "SchemaVersionError",
+    "Step",
     "Store",
     "StoreError",
     "SyncError",
@@ -23,6 +28,8 @@ __all__ = [
     "SyncSettings",
     "Tx",
     "WriteBuffer",
+    "migrate",
     "open_store",
     "parse_broker_url",
+    "run_script",
 ]

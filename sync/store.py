@@ -7,7 +7,8 @@ every write goes through :func:`transaction`, which takes the node's lock and is
 ``BEGIN IMMEDIATE`` / ``COMMIT`` itself, so a state change and the message reporting it land
 in one transaction (rule 1).
 
-Tables (created if missing):
+Tables (numbered steps in ``SYNC_SCHEMA``, versioned in ``sync_meta``; see
+:mod:`sync.migrations`):
 
 - ``sync_out(peer, next_seq, acked_upto)``: per outgoing stream, the next sequence number
   to give and how far the peer has durably applied.
@@ -30,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from sync.errors import StoreError
+from sync.migrations import Schema, Step, migrate
 
-__all__ = ["Store", "open_store"]
+__all__ = ["SYNC_SCHEMA", "Store", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,13 @@ CREATE TABLE IF NOT EXISTS sync_rejected (
     at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+SYNC_SCHEMA = Schema(
+    "sync",
+    (Step("streams, outbox, rejections and clock", _SCHEMA),),
+    marker="sync_outbox",
+    meta_key="schema",
+)
 
 
 class Store:
@@ -183,8 +192,28 @@ def _recover(bad: Path, conn: sqlite3.Connection) -> int:
             marks = ",".join("?" * len(row))
             conn.execute(f'INSERT OR IGNORE INTO "{name}" VALUES ({marks})', row)
             copied += 1
+    _copy_rest(src, conn, bad)
     src.close()
     return copied
+
+
+def _copy_rest(src: sqlite3.Connection, conn: sqlite3.Connection, bad: Path) -> None:
+    """Indexes, triggers and the schema version of a quarantined store, after its rows."""
+    try:
+        others = src.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('index', 'trigger', 'view') "
+            "AND sql IS NOT NULL"
+        ).fetchall()
+        version = int(src.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        log.error("recovering the schema of %s: %s", bad, exc)
+        return
+    for name, sql in others:
+        try:
+            conn.execute(sql)
+        except sqlite3.DatabaseError as exc:
+            log.error("recovering %s from %s: %s", name, bad, exc)
+    conn.execute(f"PRAGMA user_version = {version}")
 
 
 def _scan(src: sqlite3.Connection, name: str) -> Iterator[tuple[object, ...]]:
@@ -220,7 +249,11 @@ def _probe(
 
 
 def open_store(path: str | Path) -> Store:
-    """Open (or create) a node's store; quarantine and recover it if it is corrupt."""
+    """Open (or create) a node's store; quarantine and recover it if it is corrupt.
+
+    The sync tables are brought to this code's schema (:data:`SYNC_SCHEMA`); a store from a
+    newer Wayline raises :class:`~sync.errors.SchemaVersionError` and is left untouched.
+    """
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +271,12 @@ def open_store(path: str | Path) -> Store:
             )
         else:
             conn = _connect(p)
-        conn.executescript(_SCHEMA)
     except (sqlite3.Error, OSError) as exc:
         raise StoreError(f"cannot open store {p}: {exc}") from exc
-    return Store(p, conn)
+    store = Store(p, conn)
+    try:
+        migrate(store, SYNC_SCHEMA)
+    except BaseException:
+        store.close()
+        raise
+    return store

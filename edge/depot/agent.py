@@ -104,7 +104,11 @@ class DepotAgent:
         self.settings = settings
         self.clock = clock
         self.store = open_store(settings.db_path)
-        self.book = DepotBook(self.store)
+        try:
+            self.book = DepotBook(self.store)  # brings the store to this code's schema
+        except Exception:
+            self.store.close()  # a newer store, or a step that failed: nothing left open
+            raise
         self.node = SyncNode(
             node_id=settings.depot_id,
             role="device",

@@ -12,6 +12,9 @@ reporting it commit together. Tables:
 - ``depot_resorts``: re-sort instructions from late plan changes, open until done.
 - ``depot_exceptions``: what a person must handle, as reported to the cloud.
 - ``depot_releases``: load releases (ready to depart), one per vehicle and plan version.
+
+The tables are :data:`SCHEMA`, numbered steps in the store's ``PRAGMA user_version``
+(:mod:`sync.migrations`): append a step to change them, never edit a released one.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from typing import Any
 
 from edge.depot.sort_plan import Assignment, Move, Slot
 from protocol import RoutePlan
-from sync import Store
+from sync import Schema, Step, Store, migrate
 
-__all__ = ["DepotBook"]
+__all__ = ["SCHEMA", "DepotBook"]
 
-_SCHEMA = """
+_TABLES_1 = """
 CREATE TABLE IF NOT EXISTS depot_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS depot_routes (
     vehicle_id TEXT PRIMARY KEY, route_id TEXT NOT NULL, version INTEGER NOT NULL,
@@ -63,6 +66,13 @@ CREATE TABLE IF NOT EXISTS depot_releases (
     PRIMARY KEY (vehicle_id, version));
 """
 
+#: The depot book's schema steps; step 1 is the schema of stores written before versions.
+SCHEMA = Schema(
+    "depot book",
+    (Step("routes, parcels, placements, scans, re-sorts, exceptions, releases", _TABLES_1),),
+    marker="depot_routes",
+)
+
 _PARCEL_COLS = (
     "key, barcode, parcel_id, vehicle_id, route_id, version, stop_id, stop_index, container, "
     "position, load_position, weight_kg, volume_l, status, depot_address, updated_ms"
@@ -79,7 +89,7 @@ class DepotBook:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        store.ensure_schema(_SCHEMA)
+        migrate(store, SCHEMA)
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[dict[str, Any]]:
         with self.store.lock:
