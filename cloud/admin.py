@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from cloud.errors import ConflictError, InvalidError, NotFoundError
 from cloud.mosquitto_passwords import ITERATIONS, add_entry, read_entries
@@ -40,7 +40,9 @@ __all__ = [
     "add_cloud_login",
     "add_device",
     "broker_url",
+    "check_device",
     "check_roles",
+    "check_user",
     "coordinator_store",
     "create_token",
     "create_user",
@@ -120,6 +122,21 @@ def check_roles(roles: Iterable[str], carrier_id: str | None) -> tuple[Role, ...
     return tuple(sorted(wanted))
 
 
+def check_user(
+    name: str, email: str | None, roles: Iterable[str], carrier_id: str | None
+) -> tuple[Role, ...]:
+    """The roles of a new user, or :class:`InvalidError` for a malformed name or e-mail or
+    roles that do not hold together (checked before anyone is asked for a password)."""
+    if not _USER_NAME.fullmatch(name):
+        raise InvalidError(
+            f"user name {name!r:.70} must be 1-64 letters, digits or _ . @ + -, "
+            "starting with a letter or digit"
+        )
+    if email is not None and (len(email) > 254 or not _EMAIL.fullmatch(email)):
+        raise InvalidError(f"e-mail {email!r:.70} is not an e-mail address")
+    return check_roles(roles, carrier_id)
+
+
 def create_user(
     db: CloudStore,
     *,
@@ -131,16 +148,9 @@ def create_user(
 ) -> dict[str, object]:
     """A dashboard user with a scrypt hash of ``password``; the stored row (with the hash).
 
-    Refuses a malformed name or e-mail, unknown roles, a weak password, and a name or e-mail
-    already taken (names compare without case)."""
-    if not _USER_NAME.fullmatch(name):
-        raise InvalidError(
-            f"user name {name!r:.70} must be 1-64 letters, digits or _ . @ + -, "
-            "starting with a letter or digit"
-        )
-    if email is not None and (len(email) > 254 or not _EMAIL.fullmatch(email)):
-        raise InvalidError(f"e-mail {email!r:.70} is not an e-mail address")
-    wanted = check_roles(roles, carrier_id)
+    Refuses what :func:`check_user` refuses, a weak password, and a name or e-mail already
+    taken (names compare without case)."""
+    wanted = check_user(name, email, roles, carrier_id)
     check_password(password, context=(name, email or ""))
     row: dict[str, object] = {
         "name": name,
@@ -212,6 +222,29 @@ def create_token(
 # -- devices -------------------------------------------------------------------------------
 
 
+def check_device(device_id: str, role: str, fleet_id: str | None) -> DeviceRole:
+    """The role of a new device, or :class:`InvalidError` for an id that is not a valid
+    device id (:func:`protocol.up_topic`) or is the coordinator's, an unknown role, or a
+    malformed fleet or one given to a depot (checked before anyone is asked for a password)."""
+    try:
+        up_topic(device_id)
+    except TopicError:
+        raise InvalidError(
+            f"device id {device_id!r:.70} must be 1-64 letters, digits or _ . -, starting with "
+            "a letter or digit (it is the broker user name and a topic level)"
+        ) from None
+    if device_id.lower() == CLOUD_USER:
+        raise InvalidError(f"device id {device_id!r} is the coordinator's own; choose another")
+    if role not in DEVICE_ROLES:
+        known = ", ".join(DEVICE_ROLES)
+        raise InvalidError(f"device role must be one of {known}, not {role!r:.20}")
+    if fleet_id is not None:
+        if role != "vehicle":
+            raise InvalidError("--fleet applies to vehicles only")
+        _check_id(fleet_id, "fleet id")
+    return role
+
+
 def add_device(
     password_file: Path,
     *,
@@ -225,18 +258,9 @@ def add_device(
     """A broker login for a device: ``device_id`` as the user name (``deploy/acl`` keeps it to
     its own topics), and its role and fleet in the registry of ``db`` when given.
 
-    Refuses an id that is not a valid device id (:func:`protocol.up_topic`) or is the
-    coordinator's, an unknown role, a fleet for a depot, a weak password, and a device
-    already in the password file or the registry; nothing is written then."""
-    _check_device_id(device_id)
-    if role not in DEVICE_ROLES:
-        known = ", ".join(DEVICE_ROLES)
-        raise InvalidError(f"device role must be one of {known}, not {role!r:.20}")
-    kind = cast(DeviceRole, role)
-    if fleet_id is not None:
-        if role != "vehicle":
-            raise InvalidError("--fleet applies to vehicles only")
-        _check_id(fleet_id, "fleet id")
+    Refuses what :func:`check_device` refuses, a weak password, and a device already in the
+    password file or the registry; nothing is written then."""
+    kind = check_device(device_id, role, fleet_id)
     check_password(
         password, what=f"the password of {device_id}", context=(device_id, fleet_id or "")
     )
@@ -278,18 +302,6 @@ def broker_url(base: str, username: str) -> str:
         )
     user = urllib.parse.quote(username, safe="")
     return urllib.parse.urlunsplit(parsed._replace(netloc=f"{user}@{parsed.netloc}"))
-
-
-def _check_device_id(device_id: str) -> None:
-    try:
-        up_topic(device_id)
-    except TopicError:
-        raise InvalidError(
-            f"device id {device_id!r:.70} must be 1-64 letters, digits or _ . -, starting with "
-            "a letter or digit (it is the broker user name and a topic level)"
-        ) from None
-    if device_id.lower() == CLOUD_USER:
-        raise InvalidError(f"device id {device_id!r} is the coordinator's own; choose another")
 
 
 def _check_id(value: str, what: str) -> None:

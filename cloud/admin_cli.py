@@ -34,7 +34,9 @@ from cloud.admin import (
     add_cloud_login,
     add_device,
     broker_url,
+    check_device,
     check_roles,
+    check_user,
     coordinator_store,
     create_token,
     create_user,
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _create_user(args: argparse.Namespace) -> int:
     roles = _roles(args)
+    check_user(args.name, args.email, roles, args.carrier)
     with coordinator_store(args.db, create=args.init) as db:
         password = _password(args, f"dashboard user {args.name}")
         row = create_user(
@@ -164,6 +167,7 @@ def _add_device(args: argparse.Namespace) -> int:
         raise UsageError("--init needs --db")
     if args.fleet is not None and args.db is None:
         raise UsageError("--fleet is recorded in the coordinator's registry: give --db too")
+    check_device(args.id, args.role, args.fleet)
     url = broker_url(args.broker or "mqtts://BROKER_HOST:8883", args.id)
     password = _password(args, f"device {args.id}")
     if args.db is None:

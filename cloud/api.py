@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from cloud.api_dashboard import dashboard_router
 from cloud.api_dispatch import dispatch_router
+from cloud.api_health import health_router
 from cloud.api_ops import ops_router
 from cloud.coordinator import Coordinator
 from cloud.errors import CloudError, NotFoundError
@@ -34,13 +35,10 @@ def create_api(coordinator: Coordinator) -> FastAPI:
     async def _ops_error(_r: Request, exc: OpsError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
+    app.include_router(health_router(coordinator))
     app.include_router(ops_router(coordinator))
     app.include_router(dispatch_router(coordinator), dependencies=[guard])
     app.include_router(dashboard_router(access, secure_cookie=not access.development))
-
-    @app.get("/healthz")
-    def health() -> dict[str, Any]:
-        return {"ok": True, "broker_connected": coordinator.node.connected}
 
     @app.get("/v1/vehicles", dependencies=[guard])
     def vehicles() -> list[dict[str, Any]]:

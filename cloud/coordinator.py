@@ -18,6 +18,7 @@ from typing import Any
 
 from cloud.dispatch import Dispatcher, DispatchSettings
 from cloud.errors import ConflictError
+from cloud.metrics import CloudMetrics
 from cloud.operations import Operations, OperationsSettings
 from cloud.repair import Repairs
 from cloud.route_plans import emit_plan, with_load_positions
@@ -72,6 +73,7 @@ class Coordinator:
             broker=settings.broker,
             settings=settings.sync,
         )
+        self.metrics = CloudMetrics(self.node)
         self.dispatch = Dispatcher(self, settings.dispatch)
         self.repairs = Repairs(self)
         self.operations = Operations(self, settings.operations)
@@ -120,6 +122,7 @@ class Coordinator:
             self.repairs.on_stop_event(tx, peer, envelope.body, new)
         elif isinstance(envelope, RouteSequenceEnvelope):
             self.db.record_sequence(conn, peer, envelope.body, envelope.ts)
+            self.metrics.sequence_reported(envelope.body)
             self.repairs.on_sequence(tx, peer, envelope.body)
         elif isinstance(envelope, ExceptionEnvelope):
             self.db.record_exception(conn, peer, envelope.body)

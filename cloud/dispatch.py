@@ -247,6 +247,7 @@ class Dispatcher:
     ) -> dict[str, Any]:
         depot_id, day, trigger, trigger_ids = job
         bound = "time" if result.seconds >= 0.95 * params["time_limit_s"] else "iterations"
+        self.c.metrics.plan_solved(kind, result.solver, seconds)
         now = self.c.now_ms()
         with self.c.node.transaction() as tx:
             applied = self._apply(tx, snap, output, now)

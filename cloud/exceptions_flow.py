@@ -242,6 +242,7 @@ class ExceptionFlow:
         key = "|".join((incident.cls.value, incident.reason or "", kind, value))
         window = self.policy.group_window_ms(incident.cls)
         action = decision.action
+        self.c.metrics.exception_raised(incident.cls.value, action.value)
         # an automatic resolution joins only resolved repeats; one needing a person joins
         # only the repeats waiting for a person (resolved ones stay resolved)
         statuses = ("auto_resolved",) if action is Action.AUTO else ("open", *NEEDS_PERSON)

@@ -27,11 +27,15 @@ from edge.sequencer import (
 )
 from edge.sequencer.base import Sequencer
 from edge.traveltime import GreatCircleTravelTimes, TravelTimes
+from sync.metrics import Histogram
 
-__all__ = ["DEPTH_COST_M", "Resequencer", "SequenceOutcome"]
+__all__ = ["DEPTH_COST_M", "SOLVE_BUCKETS_S", "Resequencer", "SequenceOutcome"]
 
 DEPTH_COST_M = 300.0
 """What reaching the deepest parcel of the load first costs, in metre-equivalents."""
+
+SOLVE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""Upper bounds of the solve-time histogram (``wayline_resequence_seconds``), in seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class Resequencer:
         self.params = SequencerParams(time_limit_s=budget_s, seed=seed)
         self.travel_times = travel_times or GreatCircleTravelTimes()
         self._sequencer = sequencer
+        self.solve_times = Histogram(SOLVE_BUCKETS_S)
+        """How long each search took (not the kept orders, which search nothing)."""
 
     @property
     def sequencer(self) -> Sequencer:
@@ -78,7 +84,9 @@ class Resequencer:
         problem, now = built
         t0 = time.perf_counter()
         result = self.sequencer.solve(problem, self.params)
-        return self._outcome(problem, result.order, now, result.solver, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        self.solve_times.observe(seconds)
+        return self._outcome(problem, result.order, now, result.solver, seconds)
 
     def keep(self, order: Sequence[str], ctx: dict[str, Any]) -> SequenceOutcome:
         """ETAs for an order the driver set (or the current one), without searching."""

@@ -24,6 +24,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import EdgeError, StopFinalError
+from edge.health_api import health_router
+from edge.metrics import edge_registry
 from edge.vehicle import VehicleAgent
 
 __all__ = ["TABLET_DIR", "create_tablet_app"]
@@ -89,6 +91,7 @@ def create_tablet_app(agent: VehicleAgent) -> FastAPI:
     """The tablet's API and web app over one agent."""
     app = FastAPI(title=f"Wayline vehicle {agent.vehicle_id}", version="1")
     replay = _Replay()
+    app.include_router(health_router(agent.node, edge_registry(agent.node, agent.resequencer)))
 
     @app.exception_handler(EdgeError)
     async def _edge_error(_r: Request, exc: EdgeError) -> JSONResponse:

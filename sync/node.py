@@ -42,6 +42,7 @@ from protocol import (
     state_topic,
     subscription,
 )
+from sync.metrics import SyncMetrics
 from sync.mqtt import BrokerAddress, MqttLink
 from sync.repair import fill_holes, renumber_after
 from sync.sending import Sending
@@ -80,6 +81,7 @@ class SyncNode(Sending):
         self.hub_id = hub_id
         self.device_role = device_role if role == "device" else "cloud"
         self.stats: Counter[str] = Counter()
+        self.metrics = SyncMetrics()
         self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -137,6 +139,15 @@ class SyncNode(Sending):
 
     def applied_upto(self, peer: str) -> int:
         return self._applied.get(peer, 0)
+
+    def streams(self) -> dict[str, dict[str, int]]:
+        """Per peer, from memory: ``applied`` (last seq applied from it) and ``emitted`` and
+        ``unacked`` (last seq given to it, and how many of those it has not acked)."""
+        out: dict[str, dict[str, int]] = {p: {"applied": n} for p, n in self._applied.items()}
+        for peer, top in list(self._top.items()):
+            acked = self._acked.get(peer, 0)
+            out.setdefault(peer, {}).update(emitted=top, unacked=max(0, top - acked))
+        return out
 
     def feed(self, topic: str, payload: bytes) -> None:
         """Hand a received message to the worker (paho's callback; also used by tests)."""
@@ -299,6 +310,7 @@ class SyncNode(Sending):
         changed: set[str] = set()
         went_online: set[str] = set()
         counts: Counter[str] = Counter()
+        fresh: list[Envelope] = []
         items, durable = self._decode(batch, counts)
         lc = self._lc
         with self.store.transaction(durable=durable) as conn:
@@ -326,7 +338,8 @@ class SyncNode(Sending):
                         resends[peer] = done + 1
                     else:
                         tx.payload = payload
-                        self._apply(tx, peer, env, counts, careful)
+                        if self._apply(tx, peer, env, counts, careful):
+                            fresh.append(env)
                         applied[peer] = env.seq
                         changed.add(peer)
                         acks_out[peer] = env.seq
@@ -357,6 +370,7 @@ class SyncNode(Sending):
         # Committed: now the cursors, acks and the sender state may move.
         self._applied = applied
         self.stats.update(counts)
+        self.metrics.applied(fresh)
         self._after_commit(tx, wake=False)
         self._after_batch(acked_in, resend_in, went_online, acks_out, resends)
 
@@ -367,10 +381,10 @@ class SyncNode(Sending):
         self._online[peer] = online
         self.handler.on_state(tx, peer, env)  # type: ignore[arg-type]
 
-    def _apply(self, tx: Tx, peer: str, env: Envelope, counts: Counter[str], careful: bool) -> None:
-        """Apply one entry. A handler refuses with Rejected *before* it writes anything;
-        any other exception aborts the fast batch, and the careful pass gives each entry a
-        savepoint so the one at fault is refused alone."""
+    def _apply(self, tx: Tx, peer: str, env: Envelope, counts: Counter[str], careful: bool) -> bool:
+        """Apply one entry (True) or refuse it (False). A handler refuses with Rejected
+        *before* it writes anything; any other exception aborts the fast batch, and the
+        careful pass gives each entry a savepoint so the one at fault is refused alone."""
         reason: str | None = None
         if careful:
             try:
@@ -393,10 +407,11 @@ class SyncNode(Sending):
                 raise HandlerFailed from exc
         if reason is None:
             counts["applied"] += 1
-            return
+            return True
         counts["rejected_by_handler"] += 1
         log.warning("refused %s #%d from %s: %s", env.kind, env.seq, peer, reason)
         tx.conn.execute(
             "INSERT INTO sync_rejected (peer, seq, kind, reason, at_ms) VALUES (?, ?, ?, ?, ?)",
             (peer, env.seq, env.kind, reason[:500], int(time.time() * 1000)),
         )
+        return False

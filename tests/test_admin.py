@@ -323,6 +323,7 @@ def test_create_user_from_stdin_and_every_refusal(
          OTHER_STRONG, 2, "carrier role only"),
         ((*named, "bob", "--role", "ops", piped), "", 2, "no password on stdin"),
         ((*named, "bob", "--role", "ops"), "", 2, piped),  # no terminal
+        ((*named, "b o b", "--role", "ops"), "", 1, "user name"),  # checked before asking
         (("create-user", "--db", str(tmp_path / "nope.db"), "--name", "bob", "--role", "ops",
           piped), OTHER_STRONG, 1, "no coordinator store"),
     ]  # fmt: skip
@@ -634,6 +635,11 @@ def test_add_device_refuses_bad_input_and_writes_nothing(
     for argv, password, code, words in refused:
         assert device(*argv, password=password) == code, argv
         one_line(capsys, "add-device", words)
+    # the id is checked before a password is asked for (there is no terminal here)
+    assert (
+        cli("add-device", "--id", "veh/2", "--role", "vehicle", "--password-file", str(passwd)) == 1
+    )
+    one_line(capsys, "add-device", "device id")
     assert passwd.read_bytes() == before
 
     # in the registry but not in this (new) password file: refused, and no file appears

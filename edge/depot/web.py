@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.depot.agent import DepotAgent
 from edge.errors import EdgeError
+from edge.health_api import health_router
+from edge.metrics import edge_registry
 
 __all__ = ["TERMINAL_DIR", "create_terminal_app"]
 
@@ -44,6 +46,7 @@ class _Release(BaseModel):
 def create_terminal_app(agent: DepotAgent) -> FastAPI:
     """The terminal's API and web app over one depot agent."""
     app = FastAPI(title=f"Wayline depot {agent.depot_id}", version="1")
+    app.include_router(health_router(agent.node, edge_registry(agent.node)))
 
     @app.exception_handler(EdgeError)
     async def _edge_error(_r: Request, exc: EdgeError) -> JSONResponse:
