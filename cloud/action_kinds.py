@@ -238,9 +238,9 @@ class ActionKinds:
                 return str(a["vehicle_id"])
         return None
 
-    def _day_of_vehicle(self, conn: sqlite3.Connection, vid: str) -> str:
+    def _day_of_vehicle(self, conn: sqlite3.Connection, vid: str, depot_id: str) -> str:
         plan = self.db.latest_plan_of(vid, conn)
-        return plan.day if plan else day_of(self.c.clock())
+        return plan.day if plan else day_of(self.c.clock(), self.db.depot_zone(depot_id, conn))
 
     def _trigger(
         self, conn: sqlite3.Connection, s: dict[str, Any], kind: str, subject: str
@@ -268,13 +268,16 @@ class ActionKinds:
         if s["vehicle_id"]:
             v = self.db.vehicle(s["vehicle_id"], conn)
             if v is not None:
-                return str(v["depot_id"]), self._day_of_vehicle(conn, s["vehicle_id"])
+                depot = str(v["depot_id"])
+                return depot, self._day_of_vehicle(conn, s["vehicle_id"], depot)
         if s["carrier_id"]:
             f = self.db.fleet(s["carrier_id"], conn)
             if f is not None:
-                return str(f["depot_id"]), day_of(self.c.clock())
+                depot = str(f["depot_id"])
+                return depot, day_of(self.c.clock(), self.db.depot_zone(depot, conn))
         if s["depot_id"] and self.db.depot(s["depot_id"], conn) is not None:
-            return str(s["depot_id"]), day_of(self.c.clock())
+            depot = str(s["depot_id"])
+            return depot, day_of(self.c.clock(), self.db.depot_zone(depot, conn))
         return None
 
     def _vehicle_open_orders(

@@ -2,11 +2,14 @@
 
 Orders are idempotent by the caller's id: ``POST /v1/orders`` with the same id and body
 answers the same (201 both times); the same id with a different body is 409. Bad input is
-422 with a one-line reason; an unknown id 404.
+422 with a one-line reason; an unknown id 404. A day left out of a request is the depot's local
+day now (:mod:`cloud.local_days`). ``POST /v1/plan`` for a depot's day that is planned already
+(by the schedule at its cut-off, or an earlier call) answers that plan's decision.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
@@ -17,10 +20,12 @@ from cloud.decisions import replay
 from cloud.errors import ConflictError, InvalidError, NotFoundError
 from cloud.geo import day_of
 from cloud.intake import WindowIn, cancel, parse_order, reschedule, take_orders
-from cloud.network import DepotIn, FleetIn, VehicleIn, validate_spec, validate_terms
+from cloud.network import FleetIn, VehicleIn, parse_depot, validate_spec, validate_terms
 from cloud.store import DONE
 
 __all__ = ["dispatch_router"]
+
+log = logging.getLogger(__name__)
 
 
 class PlanRequest(BaseModel):
@@ -51,16 +56,26 @@ def dispatch_router(c: Coordinator) -> APIRouter:
     r = APIRouter(prefix="/v1")
     db = c.db
 
-    def today(day: str | None) -> str:
-        return day or day_of(c.clock())
+    def today(day: str | None, depot_id: str | None) -> str:
+        return day or day_of(c.clock(), db.depot_zone(depot_id or ""))
 
     @r.post("/depots", status_code=201)
-    def put_depot(depot: DepotIn) -> dict[str, Any]:
+    def put_depot(raw: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        try:
+            depot = parse_depot(raw)
+        except InvalidError as exc:
+            log.warning("depot refused: %s", exc)
+            raise
         with c.store.transaction() as conn:
             db.put_depot(
-                conn, depot.depot_id, depot.name, depot.lat, depot.lon, depot.address, c.now_ms()
-            )
-        return depot.model_dump()
+                conn, depot.depot_id, depot.name, depot.lat, depot.lon, depot.address,
+                c.now_ms(), timezone=depot.timezone, cutoff=depot.cutoff,
+            )  # fmt: skip
+        return {
+            **depot.model_dump(),
+            "timezone": depot.timezone or db.default_timezone,
+            "cutoff": depot.cutoff or db.default_cutoff,
+        }
 
     @r.get("/depots")
     def depots() -> list[dict[str, Any]]:
@@ -91,17 +106,18 @@ def dispatch_router(c: Coordinator) -> APIRouter:
 
     @r.post("/fleets/{fleet_id}/outage")
     def fleet_down(fleet_id: str, req: StatusRequest, rebalance: bool = True) -> dict[str, Any]:
-        c.dispatch.fleet_status(fleet_id, "down", today(req.day))
+        c.dispatch.fleet_status(fleet_id, "down", today(req.day, _fleet_depot(c, fleet_id)))
         return {"fleet_id": fleet_id, "status": "down", "rebalanced": _maybe(c, rebalance)}
 
     @r.post("/fleets/{fleet_id}/restore")
     def fleet_up(fleet_id: str, req: StatusRequest, rebalance: bool = True) -> dict[str, Any]:
-        c.dispatch.fleet_status(fleet_id, "up", today(req.day))
+        c.dispatch.fleet_status(fleet_id, "up", today(req.day, _fleet_depot(c, fleet_id)))
         return {"fleet_id": fleet_id, "status": "up", "rebalanced": _maybe(c, rebalance)}
 
     @r.post("/vehicles/{vehicle_id}/breakdown")
     def breakdown(vehicle_id: str, req: StatusRequest, rebalance: bool = True) -> dict[str, Any]:
-        if not c.dispatch.vehicle_status(vehicle_id, "broken", today(req.day), req.reason):
+        day = today(req.day, _vehicle_depot(c, vehicle_id))
+        if not c.dispatch.vehicle_status(vehicle_id, "broken", day, req.reason):
             raise NotFoundError(f"no vehicle {vehicle_id!r}")
         return {"vehicle_id": vehicle_id, "status": "broken", "rebalanced": _maybe(c, rebalance)}
 
@@ -154,7 +170,8 @@ def dispatch_router(c: Coordinator) -> APIRouter:
 
     @r.post("/vehicles/{vehicle_id}/restore")
     def vehicle_back(vehicle_id: str, req: StatusRequest, rebalance: bool = True) -> dict[str, Any]:
-        if not c.dispatch.vehicle_status(vehicle_id, "active", today(req.day), req.reason):
+        day = today(req.day, _vehicle_depot(c, vehicle_id))
+        if not c.dispatch.vehicle_status(vehicle_id, "active", day, req.reason):
             raise NotFoundError(f"no vehicle {vehicle_id!r}")
         return {"vehicle_id": vehicle_id, "status": "active", "rebalanced": _maybe(c, rebalance)}
 
@@ -192,6 +209,16 @@ def dispatch_router(c: Coordinator) -> APIRouter:
         return replay(db, decision_id)
 
     return r
+
+
+def _fleet_depot(c: Coordinator, fleet_id: str) -> str | None:
+    f = c.db.fleet(fleet_id)
+    return None if f is None else str(f["depot_id"])
+
+
+def _vehicle_depot(c: Coordinator, vehicle_id: str) -> str | None:
+    v = c.db.vehicle(vehicle_id)
+    return None if v is None else str(v["depot_id"])
 
 
 def _maybe(c: Coordinator, rebalance: bool) -> list[dict[str, Any]]:

@@ -2,8 +2,9 @@
 
 It applies what devices report (exactly once, in order, each write committed with the
 stream cursor), keeps the fleet's state, and sends route plans down as new versions.
-Planning and rebalancing (:mod:`cloud.dispatch`), conflict repair at ingest
-(:mod:`cloud.repair`) and the decision record (:mod:`cloud.decisions`) hang off it.
+Planning and rebalancing (:mod:`cloud.dispatch`), the morning plan at each depot's cut-off
+(:mod:`cloud.morning`), conflict repair at ingest (:mod:`cloud.repair`) and the decision
+record (:mod:`cloud.decisions`) hang off it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from cloud.dispatch import Dispatcher, DispatchSettings
 from cloud.errors import ConflictError
 from cloud.metrics import CloudMetrics
+from cloud.morning import MorningSchedule, MorningSettings
 from cloud.operations import Operations, OperationsSettings
 from cloud.repair import Repairs
 from cloud.route_plans import emit_plan, with_load_positions
@@ -55,6 +57,9 @@ class CloudSettings:
     """Handle queued rebalance triggers this often in a worker thread (None: on request)."""
     operations: OperationsSettings = field(default_factory=OperationsSettings)
     """Exceptions, customer ETAs, notifications, webhooks and access (:mod:`cloud.operations`)."""
+    morning: MorningSettings = field(default_factory=MorningSettings)
+    """Depots' default zone and cut-off, and how often the morning schedule looks
+    (:mod:`cloud.morning`)."""
 
 
 class Coordinator:
@@ -65,6 +70,9 @@ class Coordinator:
         self.clock = clock
         self.store = open_store(settings.db_path)
         self.db = CloudStore(self.store)
+        self.db.set_depot_defaults(
+            settings.morning.default_timezone, settings.morning.default_cutoff
+        )
         self.node = SyncNode(
             node_id=HUB_ID,
             role="hub",
@@ -77,6 +85,7 @@ class Coordinator:
         self.dispatch = Dispatcher(self, settings.dispatch)
         self.repairs = Repairs(self)
         self.operations = Operations(self, settings.operations)
+        self.morning = MorningSchedule(self, settings.morning)
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -88,9 +97,11 @@ class Coordinator:
                 target=self._rebalance_loop, name="cloud-rebalance", daemon=True
             )
             self._worker.start()
+        self.morning.start()
 
     def stop(self) -> None:
         self._stopping.set()
+        self.morning.stop()
         if self._worker is not None:
             self._worker.join(timeout=120)
         self.operations.stop()

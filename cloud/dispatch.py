@@ -10,6 +10,11 @@ snapshot is taken first, the solves run side by side, then each result is applie
 recorded in turn. A solve stopped by its iteration limit gives the same plan in a worker
 as in this process, so decisions still replay exactly.
 
+The morning plan of a region happens once: at the depot's cut-off by the schedule
+(:mod:`cloud.morning`) or on request, whichever comes first; the other finds the region's
+``plan`` decision and answers with it instead of solving again. Days are the depot's local days
+(:mod:`cloud.local_days`).
+
 Triggers (queued in the store, handled by :meth:`Dispatcher.rebalance_pending`): a carrier
 or courier outage, a vehicle breakdown, a van predicted late (its sequence reports'
 ``late_s``), a mid-day order, a cancellation, a customer reschedule.
@@ -26,12 +31,13 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cloud.decisions import record
 from cloud.errors import ConflictError, InvalidError, NotFoundError
-from cloud.geo import TravelModel, day_start
+from cloud.geo import TravelModel
 from cloud.regions import solve_regions
 from cloud.route_plans import build_van_plan, emit_plan, stop_set
 from cloud.rules import RULES
@@ -89,15 +95,28 @@ class Dispatcher:
     # -- entry points ----------------------------------------------------------------------
 
     def plan_day(
-        self, day: str, depot_ids: list[str] | None = None, approved_by: str = "policy:plan"
+        self,
+        day: str,
+        depot_ids: list[str] | None = None,
+        approved_by: str = "policy:plan",
+        *,
+        why: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
-        """The morning plan: every region of ``day`` (or the depots named), one decision each."""
-        regions = depot_ids or self.db.regions(day)
+        """The morning plan: every region of ``day`` (or the depots named), one decision each.
+
+        ``day`` is each depot's local day. A region already planned is not solved again: its
+        answer is the recorded decision, with ``already_planned`` true. ``why`` (by depot id)
+        adds to the trigger each decision records, e.g. the cut-off the schedule ran at.
+        """
+        regions = list(dict.fromkeys(depot_ids or self.db.regions(day)))
         for d in regions:
             if self.db.depot(d) is None:
                 raise InvalidError(f"unknown depot {d!r}")
-        trigger = {"kind": "morning_plan", "day": day}
-        return self._solve([(d, day, trigger, []) for d in regions], "plan", approved_by)
+        extra = why or {}
+        jobs: list[_Job] = [
+            (d, day, {"kind": "morning_plan", "day": day, **extra.get(d, {})}, []) for d in regions
+        ]
+        return self._solve(jobs, "plan", approved_by)
 
     def rebalance_pending(self, approved_by: str = "policy:rebalance") -> list[dict[str, Any]]:
         """Handle every queued trigger: one rebalance per region they name."""
@@ -224,15 +243,28 @@ class Dispatcher:
         )
 
     def _solve(self, jobs: list[_Job], kind: str, approved_by: str) -> list[dict[str, Any]]:
-        """Snapshot every region, solve them (in parallel), then apply and record each."""
+        """Snapshot every region, solve them (in parallel), then apply and record each.
+
+        A morning plan (``kind`` ``plan``) of a region that has one already is answered
+        with that one, unsolved."""
         with self._lock:
-            snaps = [self._snapshot(depot_id, day) for depot_id, day, _, _ in jobs]
+            prior: dict[int, dict[str, Any]] = {}
+            if kind == "plan":
+                for k, (depot_id, day, _, _) in enumerate(jobs):
+                    found = self.db.morning_plan(f"{depot_id}/{day}")
+                    if found is not None:
+                        prior[k] = _answer_of(found)
+            todo = [job for k, job in enumerate(jobs) if k not in prior]
+            snaps = [self._snapshot(depot_id, day) for depot_id, day, _, _ in todo]
             params = self.settings.params()
-            solved = solve_regions(snaps, params, self.settings.workers)
-            return [
-                self._record(job, snap, params, kind, approved_by, *res)
-                for job, snap, res in zip(jobs, snaps, solved, strict=True)
-            ]
+            solved = solve_regions(snaps, params, self.settings.workers) if todo else []
+            fresh = iter(
+                [
+                    self._record(job, snap, params, kind, approved_by, *res)
+                    for job, snap, res in zip(todo, snaps, solved, strict=True)
+                ]
+            )
+            return [prior[k] if k in prior else next(fresh) for k in range(len(jobs))]
 
     def _record(
         self,
@@ -250,6 +282,10 @@ class Dispatcher:
         self.c.metrics.plan_solved(kind, result.solver, seconds)
         now = self.c.now_ms()
         with self.c.node.transaction() as tx:
+            if kind == "plan":  # planned meanwhile by another coordinator on this store
+                found = self.db.morning_plan(f"{depot_id}/{day}", tx.conn)
+                if found is not None:
+                    return _answer_of(found)
             applied = self._apply(tx, snap, output, now)
             did = record(
                 self.db,
@@ -279,6 +315,7 @@ class Dispatcher:
             "unplanned": len(output["unplanned"]),
             "seconds": round(seconds, 3),
             **applied["summary"],
+            "already_planned": False,
         }
 
     def _apply(
@@ -302,7 +339,7 @@ class Dispatcher:
             summary.update(kept_current=True, moved=[], versions={})
             return {"decision_id": did, "summary": summary}
         kinds = {v["id"]: v["type"] for v in snap["vehicles"]}
-        d0 = day_start(day)
+        d0 = snap["day_start"]  # the depot's local midnight
         moved = []
         for vid, oids in output["routes"].items():
             kind = {"carrier": "3pl"}.get(kinds[vid], kinds[vid])
@@ -366,3 +403,19 @@ class Dispatcher:
             self.db.mark_since_version(conn, vid, rid, version)
             sent[vid] = version
         return sent
+
+
+def _answer_of(decision: dict[str, Any]) -> dict[str, Any]:
+    """What a recorded morning plan answers when its region is asked to plan again."""
+    inputs, output = decision["inputs"], decision["output"]
+    return {
+        "decision_id": decision["decision_id"],
+        "region": decision["region"],
+        "kind": decision["kind"],
+        "status": decision["status"],
+        "orders": len(inputs["orders"]) + len(inputs["held"]),
+        "unplanned": len(output["unplanned"]),
+        "seconds": round(decision["seconds"], 3),
+        **decision["applied"],
+        "already_planned": True,
+    }

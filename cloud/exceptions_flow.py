@@ -160,7 +160,8 @@ class ExceptionFlow:
         if end is None or not day or not r.order:
             return 0.0
         last = max(s.eta for s in r.order)
-        return round(max(0.0, (last - (day_start(day) + int(end))) / 60), 1)
+        d0 = day_start(day, self.db.depot_zone((v or {}).get("depot_id", ""), conn))
+        return round(max(0.0, (last - (d0 + int(end))) / 60), 1)
 
     def scan(self) -> int:
         """Carrier outages and breakdowns queued by dispatch, and vehicles offline too long.

@@ -4,8 +4,10 @@ The same id with the same body gets the same answer again; the same id with a di
 is a :class:`ConflictError` (409). A batch is one transaction: any bad order (impossible
 window, unknown depot, negative size, an id twice in the batch, a barcode already taken)
 refuses the whole batch with the order's id in the message, and nothing is written.
-An order for a region whose day is already planned queues a ``new_order`` trigger, so the
-next rebalance places it (mid-day orders). Cancellations and customer reschedules queue
+An order's ``day`` is its depot's local day (:mod:`cloud.local_days`); left out, it is the
+depot's local day of the window's start, or of the moment the order arrives when it has no
+window. An order for a region whose day is already planned queues a ``new_order`` trigger, so
+the next rebalance places it (mid-day orders). Cancellations and customer reschedules queue
 their trigger the same way; a field fact (delivered, failed, ...) is final and refuses both.
 """
 
@@ -20,7 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cloud.errors import ConflictError, InvalidError, NotFoundError
-from cloud.geo import day_start
+from cloud.geo import day_of, day_start
 from cloud.network import first_error
 from cloud.store import DONE, CloudStore
 from sync import Store
@@ -62,7 +64,8 @@ class OrderIn(_Strict):
 
     order_id: _Id
     depot_id: Annotated[str, Field(min_length=1, max_length=64)]
-    day: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    day: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = None
+    """The depot's local day (None: the local day of the window's start, or of arrival)."""
     kind: Literal["delivery", "pickup"] = "delivery"
     lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
     lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
@@ -83,14 +86,24 @@ class OrderIn(_Strict):
         ids = [p.parcel_id for p in self.parcels]
         if len(set(ids)) != len(ids):
             raise ValueError("a parcel id appears twice in the order")
-        if self.window is not None:
+        if self.day is not None:
             try:
-                d0 = day_start(self.day)
+                day_start(self.day)
             except ValueError:
                 raise ValueError(f"no such day {self.day}") from None
-            if self.window.end < d0 or self.window.start >= d0 + 2 * 86_400:
-                raise ValueError(f"impossible window: it does not fall on {self.day}")
         return self
+
+    def day_at(self, zone_name: str, now_s: float) -> str:
+        """The order's day in its depot's zone; its window must fall on it."""
+        start = self.window.start if self.window is not None else now_s
+        day = self.day or day_of(start, zone_name)
+        if self.window is not None:
+            d0 = day_start(day, zone_name)
+            if self.window.end < d0 or self.window.start >= d0 + 2 * 86_400:
+                raise InvalidError(
+                    f"order {self.order_id!r}: impossible window: it does not fall on {day}"
+                )
+        return day
 
     def record(self) -> dict[str, Any]:
         """The order as stored: every default filled in, ``size`` resolved."""
@@ -125,14 +138,17 @@ def take_orders(
         if unknown:
             bad = next(o.order_id for o in orders if o.depot_id in unknown)
             raise InvalidError(f"order {bad!r}: unknown depot {unknown[0]!r}")
-        planned = {d: _planned(conn, d, o.day) for o in orders for d in [o.depot_id]}
-        for o in orders:
-            answers.append(_take_one(conn, db, o, now_ms, planned[o.depot_id]))
+        zones = {d: db.depot_zone(d, conn) for d in depots}
+        days = [o.day_at(zones[o.depot_id], now_ms / 1000) for o in orders]
+        regions = {(o.depot_id, d) for o, d in zip(orders, days, strict=True)}
+        planned = {r: _planned(conn, *r) for r in regions}
+        for o, day in zip(orders, days, strict=True):
+            answers.append(_take_one(conn, db, o, day, now_ms, planned[(o.depot_id, day)]))
     return answers
 
 
 def _take_one(
-    conn: sqlite3.Connection, db: CloudStore, o: OrderIn, now_ms: int, planned: bool
+    conn: sqlite3.Connection, db: CloudStore, o: OrderIn, day: str, now_ms: int, planned: bool
 ) -> dict[str, Any]:
     record = o.record()
     sha = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
@@ -143,15 +159,15 @@ def _take_one(
                 f"order {o.order_id!r} exists with a different body; use a new order id"
             )
         return dict(json.loads(have["answer"]))
-    answer = {"order_id": o.order_id, "depot_id": o.depot_id, "day": o.day, "accepted": True}
+    answer = {"order_id": o.order_id, "depot_id": o.depot_id, "day": day, "accepted": True}
     try:
-        db.insert_order(conn, record, sha, answer, now_ms)
+        db.insert_order(conn, {**record, "day": day}, sha, answer, now_ms)
     except sqlite3.IntegrityError as exc:
         raise ConflictError(
             f"order {o.order_id!r}: a parcel id or barcode is taken ({exc})"
         ) from None
     if planned:
-        db.add_trigger(conn, "new_order", o.depot_id, o.day, o.order_id, {}, now_ms)
+        db.add_trigger(conn, "new_order", o.depot_id, day, o.order_id, {}, now_ms)
     return answer
 
 
@@ -182,7 +198,7 @@ def reschedule(
         row = _open_order(db, conn, order_id)
         if row["status"] == "cancelled":
             raise ConflictError(f"order {order_id!r} is cancelled")
-        d0 = day_start(row["day"])
+        d0 = day_start(row["day"], db.depot_zone(row["depot_id"], conn))
         if window.end < d0 or window.start >= d0 + 2 * 86_400:
             raise InvalidError(f"impossible window: it does not fall on {row['day']}")
         db.set_window(conn, order_id, window.start, window.end)

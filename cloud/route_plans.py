@@ -30,7 +30,7 @@ def build_van_plan(
     version: int,
     order_ids: list[str],
 ) -> RoutePlan:
-    d0 = day_start(day)
+    d0 = day_start(day, depot["timezone"])  # shifts are seconds of the depot's local day
     spec = vehicle["spec"]
     rows = db.stops_of(order_ids, conn)
     depth = db.load_positions(

@@ -62,7 +62,7 @@ def build_snapshot(
     """The inputs of one region's plan, read from the store."""
     depot = db.depot(depot_id)
     assert depot is not None
-    d0 = day_start(day)
+    d0 = day_start(day, depot["timezone"])  # seconds of the depot's local day
     now = max(0, now_epoch_s - d0)
     home = (depot["lat"], depot["lon"])
     points: list[tuple[float, float]] = [home]

@@ -48,6 +48,18 @@ class DecisionStore(StoreBase):
                 row[k] = json.loads(row[k])
         return row
 
+    def morning_plan(
+        self, region: str, conn: sqlite3.Connection | None = None
+    ) -> dict[str, Any] | None:
+        """The morning plan (``plan`` decision) of a region ``depot/day``, if it has one."""
+        row = self.one(
+            conn,
+            "SELECT decision_id FROM decisions WHERE region = ? AND kind = 'plan' "
+            "ORDER BY at_ms, decision_id LIMIT 1",
+            (region,),
+        )
+        return None if row is None else self.decision(row["decision_id"], conn)
+
     def decisions(self, kind: str | None, limit: int) -> list[dict[str, Any]]:
         where, params = ("WHERE kind = ?", (kind,)) if kind else ("", ())
         return self.query(
