@@ -23,7 +23,6 @@ from edge.sequencer import (
     SequencingProblem,
     Stop,
     build_result,
-    make_sequencer,
 )
 from edge.sequencer.base import Sequencer
 from edge.traveltime import GreatCircleTravelTimes, TravelTimes
@@ -72,7 +71,10 @@ class Resequencer:
 
     @property
     def sequencer(self) -> Sequencer:
+        """The sequencer given, or the default, made (and its search loaded) at first use."""
         if self._sequencer is None:
+            from edge.sequencer.portfolio import make_sequencer
+
             self._sequencer = make_sequencer()
         return self._sequencer
 

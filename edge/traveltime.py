@@ -23,9 +23,10 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "GreatCircleTravelTimes",
@@ -78,7 +79,10 @@ def haversine_m(a: Point, b: Point) -> float:
 
 def _haversine_all_m(points: Sequence[Point]) -> np.ndarray:
     """Great-circle distances in metres from each point to each, as :func:`haversine_m`
-    computes them one pair at a time (200 points: 40,000 pairs in about a millisecond)."""
+    computes them one pair at a time (200 points: 40,000 pairs in about a millisecond).
+    numpy is imported here, at the first matrix, so that a van's agent starts without it."""
+    import numpy as np
+
     rad = np.radians(np.asarray(points, dtype=np.float64).reshape(-1, 2))
     lat, lon = rad[:, 0], rad[:, 1]
     dlat = (lat[None, :] - lat[:, None]) / 2
@@ -89,7 +93,7 @@ def _haversine_all_m(points: Sequence[Point]) -> np.ndarray:
 
 
 def _rows(values: np.ndarray) -> tuple[tuple[int, ...], ...]:
-    return tuple(map(tuple, values.astype(np.int64).tolist()))
+    return tuple(map(tuple, values.astype("int64").tolist()))
 
 
 # Rush hours slow the van down; nights are quick. Factors multiply the base speed.
@@ -159,6 +163,8 @@ class GreatCircleTravelTimes:
     def matrix(self, points: Sequence[Point], departure: datetime) -> TravelMatrix:
         _check_points(points)
         speed = self.profile.speed(departure)
+        import numpy as np  # at the first matrix, not at the agent's start
+
         metres = np.rint(_haversine_all_m(points) * self.circuity)
         seconds = np.ceil(metres / speed)
         return TravelMatrix(_rows(seconds), _rows(metres))

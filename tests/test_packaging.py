@@ -330,6 +330,8 @@ def test_an_edge_agent_imports_no_cloud_solver_or_simulator(
     assert "sync.store" in loaded and "edge" in loaded  # the log is read at all
     found = offenders(log)
     assert not found, f"wayline {role} imported: " + "; ".join(found)
+    # numpy (declared) loads with the search at the first re-sequence, not at start
+    assert "numpy" not in loaded, f"numpy at start, via {' <- '.join(loaded['numpy'])}"
 
 
 def test_wayline_resequence_imports_no_cloud_solver() -> None:
