@@ -46,6 +46,7 @@ __all__ = [
     "coordinator_store",
     "create_token",
     "create_user",
+    "user_password_hash",
 ]
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,13 @@ def create_user(
         db.add_dashboard_user(conn, row)
     log.info("dashboard user %s created with roles %s", name, row["roles"])
     return row
+
+
+def user_password_hash(password: str, *, name: str = "", email: str | None = None) -> str:
+    """The scrypt hash of a dashboard password, for a user kept in the settings file instead
+    of the store; refuses a weak password as :func:`create_user` does."""
+    check_password(password, context=(name, email or ""))
+    return hash_password(password)
 
 
 def create_token(

@@ -13,6 +13,8 @@
     random password and prints it once. Prints the broker URL the device connects to.
 ``wayline admin add-cloud --password-file PATH``
     the coordinator's own broker login (user ``cloud``).
+``wayline admin hash-password [--name NAME]``
+    the scrypt hash of a dashboard password, for a user kept in the settings file.
 
 ``--init`` creates the coordinator's store when there is none yet. Exit 0 when done; 1 when
 the input is refused (a weak password, a duplicate, a malformed name or id, no store); 2 for
@@ -40,6 +42,7 @@ from cloud.admin import (
     coordinator_store,
     create_token,
     create_user,
+    user_password_hash,
 )
 from cloud.errors import CloudError, InvalidError
 from cloud.ops import OpsSettings, Role, SettingsError
@@ -92,6 +95,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--password-file", required=True, type=Path, help="Mosquitto password file")
     _password_flags(p)
 
+    p = sub.add_parser("hash-password", help="a dashboard password's hash, for a settings file")
+    p.add_argument("--name", default="", help="the user's login name (not used in the password)")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password as one line from stdin"
+    )
+
 
 def _store_flags(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--db", type=Path, required=required, help="the coordinator's SQLite store")
@@ -117,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             return _create_token(args)
         if command == "add-device":
             return _add_device(args)
+        if command == "hash-password":
+            return _hash_password(args)
         return _add_cloud(args)
     except (UsageError, SettingsError) as exc:
         return _fail(command, str(exc), EXIT_USAGE)
@@ -199,6 +210,12 @@ def _add_cloud(args: argparse.Namespace) -> int:
     if args.generate_password:
         print(f"password: {password}  (shown only this once)")
     print("reload the broker to accept it: systemctl reload mosquitto (SIGHUP)")
+    return 0
+
+
+def _hash_password(args: argparse.Namespace) -> int:
+    password = _password(args, f"dashboard user {args.name}" if args.name else "the user")
+    print(user_password_hash(password, name=args.name))
     return 0
 
 

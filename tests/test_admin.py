@@ -42,7 +42,7 @@ from cloud.admin import (
 )
 from cloud.errors import ConflictError, InvalidError, NotFoundError
 from cloud.mosquitto_passwords import encode_password, read_entries, verify_password
-from cloud.ops import OpsSettings
+from cloud.ops import OpsSettings, check_password
 from cloud.password_policy import weakness
 from tests.helpers import REPO_ROOT, MosquittoBroker, free_port, wait_for
 
@@ -699,3 +699,31 @@ def test_library_refusals_and_the_broker_url(tmp_path: Path, store: Path) -> Non
     for bad in ("broker.example.com", "mqtts://u@host:8883", "https://host"):
         with pytest.raises(InvalidError, match="broker URL"):
             broker_url(bad, "veh-1")
+
+
+def test_hash_password_for_a_user_in_the_settings_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("hash-password", "--name", "ana", "--password-stdin", stdin=STRONG + "\n") == 0
+    hashed = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"scrypt\$[0-9a-f]{32}\$[0-9a-f]{64}", hashed), hashed
+    assert check_password(STRONG, hashed) and not check_password(OTHER_STRONG, hashed)
+    assert cli("hash-password", "--name", "ana", "--password-stdin", stdin="ana-ana-ana-ana") == 1
+    one_line(capsys, "hash-password", "common words")
+
+
+def test_the_wayline_command_runs_admin(store: Path, tmp_path: Path) -> None:
+    def wayline(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "wayline", "admin", *argv], cwd=REPO_ROOT, input=stdin,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    made = wayline("create-token", "--db", str(store), "--name", "oms", "--role", "integration")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("wl_") and made.stdout.count("\n") == 1
+    again = wayline("create-token", "--db", str(store), "--name", "oms", "--role", "viewer")
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr.startswith("wayline admin create-token: an API token named 'oms'")
+    assert again.stderr.count("\n") == 1
+    usage = wayline("add-device", "--id", "veh-1", "--role", "truck", "--password-file", "pw")
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1, usage.stderr
+    assert "--role" in usage.stderr and not (tmp_path / "pw").exists()
