@@ -8,11 +8,12 @@ process (tests, benchmarks) never share a counter. What it holds:
   by message kind, lag, refusals by reason, resend requests, and per device the outbox depth,
   the age of its oldest unacked entry and the last sequence number applied from it;
 - what the coordinator counts as it works: planner solve times, the re-sequencer solve
-  times the vans report, exceptions raised by class, webhook delivery failures;
+  times the vans report, exceptions raised by class, webhook delivery failures (the
+  :class:`~cloud.ops.WebhookDispatcher`'s ``on_outcome`` is :meth:`CloudMetrics.webhook_outcome`);
 - the process's own (CPU, memory, file descriptors, garbage collection).
 
-Every label has a bounded set of values (a message kind, a solver, an exception class, a
-webhook event type, a device id). ``docs/operations.md`` ("Health and metrics") lists them.
+Every label has a bounded set of values (a message kind, a solver, an exception class, an
+outcome, a device id). ``docs/operations.md`` ("Health and metrics") lists them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
 
+from cloud.ops import WebhookOutcome
 from protocol import RouteSequenceReport
 from sync import SyncNode
 from sync.metrics import Family, sync_families
@@ -75,9 +77,9 @@ class CloudMetrics:
         )
         self.webhook_failures = Counter(
             "wayline_webhook_failures_total",
-            "Webhook delivery attempts that failed, by event type; outcome 'retry' (it will "
-            "be sent again) or 'failed' (given up).",
-            ["event", "outcome"],
+            "Webhook delivery attempts that failed: outcome 'retry' (it will be sent again) "
+            "or 'failed' (given up).",
+            ["outcome"],
             registry=self.registry,
         )
 
@@ -93,9 +95,14 @@ class CloudMetrics:
     def exception_raised(self, cls: str, action: str) -> None:
         self.exceptions.labels(cls, action).inc()
 
-    def webhook_failed(self, event_type: str, *, final: bool) -> None:
-        """A webhook delivery attempt failed; ``final`` when no retry will follow."""
-        self.webhook_failures.labels(event_type, "failed" if final else "retry").inc()
+    def webhook_outcome(self, outcome: WebhookOutcome) -> None:
+        """The webhook dispatcher's ``on_outcome``: where a delivery stands after an attempt.
+
+        ``failed`` is given up; ``pending`` with a reason failed and will be sent again."""
+        if outcome.status == "failed":
+            self.webhook_failures.labels("failed").inc()
+        elif outcome.status == "pending" and outcome.reason:
+            self.webhook_failures.labels("retry").inc()
 
 
 class _SyncCollector:
