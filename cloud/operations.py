@@ -178,7 +178,6 @@ class Operations:
             max_attempts=settings.webhook_max_attempts,
             backoff_base_s=settings.webhook_backoff_base_s,
             backoff_max_s=settings.webhook_backoff_max_s,
-            on_outcome=coordinator.metrics.webhook_outcome,
         )
         self._next_prune = 0.0
         self._stopping = threading.Event()
@@ -279,11 +278,11 @@ class Operations:
         done = planned = 0
         with self._drain_lock:
             for entry in self.db.outbox_due():
-                if entry["kind"] == "webhook":
-                    planned += self._plan_webhook(entry)
-                    done += 1
-                    continue
                 try:
+                    if entry["kind"] == "webhook":
+                        planned += self._plan_webhook(entry)  # marks the entry done
+                        done += 1
+                        continue
                     if entry["kind"] == "notify":
                         self._notify(entry["payload"]["notification_id"])
                     elif entry["kind"] == "action":

@@ -169,6 +169,7 @@ class WebhookOutcome:
     reason: str | None = None
     delivery_id: str | None = None
     status_code: int | None = None
+    event_type: str | None = None
 
 
 class DeliveryStore(Protocol):
@@ -420,6 +421,7 @@ class WebhookDispatcher:
             self._cond.wait_for(lambda: self._stopping or self._generation != generation, wait)
 
     def _attempt(self, job: ClaimedDelivery) -> None:
+        """Send once, record the outcome, then tell ``on_outcome`` (after every attempt)."""
         timestamp = int(self._clock())
         headers = standard_headers(job.secret, job.delivery_id, timestamp, job.body)
         headers[EVENT_HEADER] = job.event_type
@@ -473,7 +475,7 @@ class WebhookDispatcher:
         if self._on_outcome is not None:
             outcome = WebhookOutcome(
                 job.event_id, job.target_id, status, attempts, reason, job.delivery_id,
-                status_code,
+                status_code, job.event_type,
             )  # fmt: skip
             try:
                 self._on_outcome(outcome)

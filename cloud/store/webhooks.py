@@ -176,7 +176,7 @@ class WebhookStore(StoreBase):
     def webhook_outcome(self, event_id: str, target_id: str) -> WebhookOutcome | None:
         row = self.one(
             None,
-            "SELECT delivery_id, status, attempts, last_error, last_status_code "
+            "SELECT delivery_id, status, attempts, last_error, last_status_code, event_type "
             "FROM webhook_deliveries WHERE event_id = ? AND target_id = ?",
             (event_id, target_id),
         )
@@ -184,7 +184,7 @@ class WebhookStore(StoreBase):
             return None
         return WebhookOutcome(
             event_id, target_id, row["status"], row["attempts"], row["last_error"],
-            row["delivery_id"], row["last_status_code"],
+            row["delivery_id"], row["last_status_code"], row["event_type"],
         )  # fmt: skip
 
     # -- deliveries: what people see and do ------------------------------------------------
