@@ -134,7 +134,10 @@ class WebhookStore(StoreBase):
                 "UPDATE webhook_deliveries SET claimed_ms = ? WHERE delivery_id = ?",
                 (now_ms, row[0]),
             )
-        return ClaimedDelivery(*row[:6], bytes(row[6]), int(row[7]))
+        delivery_id, event_id, event_type, target_id, url, secret, body, attempts = row
+        return ClaimedDelivery(
+            delivery_id, event_id, event_type, target_id, url, secret, bytes(body), int(attempts)
+        )
 
     def next_webhook_due_ms(self, busy_targets: Collection[str]) -> int | None:
         not_busy, params = _not_in("d.target_id", busy_targets)
