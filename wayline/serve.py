@@ -1,15 +1,19 @@
-"""Serving an ASGI app with uvicorn in a background thread, stoppable from the caller."""
+"""Serving an ASGI app with uvicorn in a background thread, and running an agent until a signal.
+
+uvicorn is imported only when a server is made: parsing ``HOST:PORT`` (the settings do it)
+and ``wayline --help`` do not load it.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-import uvicorn
-
-__all__ = ["HttpServer", "parse_hostport"]
+__all__ = ["HttpServer", "parse_hostport", "run_until_signal"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,8 @@ class HttpServer:
     """uvicorn in a daemon thread; ``start`` waits until it listens."""
 
     def __init__(self, app: Any, host: str, port: int) -> None:
+        import uvicorn
+
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.host, self.port = host, port
@@ -46,3 +52,33 @@ class HttpServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=10)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def run_until_signal(
+    start: Callable[[], None],
+    stop: Callable[[], None],
+    app: Callable[[], Any] | None,
+    http: str | None,
+) -> int:
+    """Start an agent, serve ``app()`` on ``http`` (HOST:PORT) if given, and stop both on
+    SIGTERM or SIGINT (systemd stops a unit with SIGTERM)."""
+    start()
+    server = None
+    try:
+        if http is not None and app is not None:
+            server = HttpServer(app(), *parse_hostport(http))
+            server.start()
+            log.info("serving on %s", server.url)
+        _wait_for_signal()
+    finally:
+        if server is not None:
+            server.stop()
+        stop()
+    return 0
