@@ -178,6 +178,7 @@ class Operations:
             max_attempts=settings.webhook_max_attempts,
             backoff_base_s=settings.webhook_backoff_base_s,
             backoff_max_s=settings.webhook_backoff_max_s,
+            on_outcome=coordinator.metrics.webhook_outcome,
         )
         self._next_prune = 0.0
         self._stopping = threading.Event()
