@@ -27,6 +27,7 @@ from edge.errors import (
     StopFinalError,
     UnknownStopError,
 )
+from edge.hardware.inputs import HardwareInputs
 from edge.hardware.settings import HardwareSettings
 from edge.resequencing import Resequencer, SequenceOutcome
 from edge.route_book import FINAL, PlanMerge, RouteBook, StopRow
@@ -110,6 +111,8 @@ class VehicleAgent:
             device_role="vehicle",
         )
         self.cloud_online: bool | None = None
+        self.hardware = HardwareInputs(settings.hardware, self.telemetry, clock=clock)
+        """The GNSS and CAN inputs ``settings.hardware`` names, feeding :meth:`telemetry`."""
 
     @property
     def vehicle_id(self) -> str:
@@ -117,8 +120,10 @@ class VehicleAgent:
 
     def start(self) -> None:
         self.node.start()
+        self.hardware.start()
 
     def stop(self) -> None:
+        self.hardware.stop()
         self.node.stop()
         self.store.close()
 

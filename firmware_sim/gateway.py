@@ -3,17 +3,20 @@
 ``python -m firmware_sim.gateway --id V --broker URL --db PATH --http HOST:PORT [--period S]``
 
 Runs the same :class:`edge.vehicle.VehicleAgent` and tablet app as ``wayline vehicle``. The
-agent reads its hardware only through :mod:`edge.hardware`: GNSS as NMEA over a loopback
-TCP feed, vehicle signals as CAN frames on a python-can virtual bus. It reaches the broker
-through a simulated cellular modem (a loopback proxy with coverage holes), and its clock
-may drift. A driver loop steers the van toward the stop the tablet shows next.
+simulated hardware is served where a real gateway's hardware would be — the GNSS receiver
+on a serial line (a pseudo-terminal), a TCP NMEA feed or a gpsd; the vehicle bus as FMS
+frames (encoded with ``deploy/fms.dbc``) or an OBD-II ECU on a CAN bus another process can
+open — and the agent is handed the :class:`HardwareSettings` that name them, exactly as
+``wayline vehicle`` gets them from its config: it opens its inputs itself. It reaches the
+broker through a simulated cellular modem (a loopback proxy with coverage holes), and its
+clock may drift. A driver loop steers the van toward the stop the tablet shows next.
 
 Options beyond the basics: ``--speed`` and ``--sim-start`` run accelerated simulated time;
 ``--coverage FILE`` (JSON list of dead zones, see :class:`DeadZone`); ``--clock-offset``
 and ``--clock-skew-ppm``; ``--start LAT,LON``; ``--cruise-kmh``; ``--ev``;
-``--garbage-every N``. The tablet app also serves ``/sim/*`` (see
-:mod:`firmware_sim.hardware.control`) so the demo's world can move the van, cut the
-modem, break the van down or turn the ignition off.
+``--garbage-every N``; ``--gnss-via pty|tcp|gpsd``; ``--can-profile fms|obd2``. The tablet
+app also serves ``/sim/*`` (see :mod:`firmware_sim.hardware.control`) so the demo's world
+can move the van, cut the modem, break the van down or turn the ignition off.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from edge.errors import EdgeError
 from edge.tablet_api import create_tablet_app
@@ -34,6 +38,7 @@ from edge.vehicle import VehicleAgent, VehicleSettings
 from firmware_sim.hardware import (
     CoverageMap,
     DeadZone,
+    GnssVia,
     HardwareRig,
     RouteFollower,
     SimHardwareError,
@@ -41,7 +46,7 @@ from firmware_sim.hardware import (
     sim_router,
 )
 from firmware_sim.world.clock import SimClock
-from sync import BrokerAddress, SyncSettings, parse_broker_url
+from sync import SyncSettings, parse_broker_url
 from wayline.serve import HttpServer, parse_hostport
 
 __all__ = ["SimulatedGateway", "load_coverage", "main"]
@@ -75,6 +80,8 @@ class SimulatedGateway:
         clock_offset_s: float = 0.0,
         clock_skew_ppm: float = 0.0,
         garbage_every: int = 0,
+        gnss_via: GnssVia = "pty",
+        can_profile: Literal["fms", "obd2"] = "fms",
     ) -> None:
         self.rig = HardwareRig(
             van,
@@ -82,6 +89,8 @@ class SimulatedGateway:
             clock=clock,
             coverage=coverage,
             period_s=period_s,
+            gnss_via=gnss_via,
+            can_profile=can_profile,
             clock_offset_s=clock_offset_s,
             clock_skew_ppm=clock_skew_ppm,
             garbage_every=garbage_every,
@@ -89,11 +98,13 @@ class SimulatedGateway:
         self.rig.start()
         try:
             self.agent = VehicleAgent(
-                _with_broker(settings, self.rig.broker), clock=self.rig.agent_clock
+                replace(settings, broker=self.rig.broker, hardware=self.rig.hardware_settings()),
+                clock=self.rig.agent_clock,
             )
         except Exception:
             self.rig.stop()
             raise
+        self.rig.observe(self.agent.hardware)
         self.driver = RouteFollower(
             van, self.agent.status, clock=clock, period_s=min(period_s, 0.2)
         )
@@ -109,7 +120,6 @@ class SimulatedGateway:
 
     def start(self) -> None:
         self.agent.start()
-        self.rig.attach(self.agent.telemetry)
         self.driver.start()
         if self.server is not None:
             self.server.start()
@@ -118,12 +128,8 @@ class SimulatedGateway:
         if self.server is not None:
             self.server.stop()
         self.driver.stop()
-        self.rig.stop()
         self.agent.stop()
-
-
-def _with_broker(settings: VehicleSettings, broker: BrokerAddress | None) -> VehicleSettings:
-    return replace(settings, broker=broker)
+        self.rig.stop()
 
 
 def _latlon(value: str) -> tuple[float, float]:
@@ -150,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cruise-kmh", type=float, default=30.0)
     p.add_argument("--ev", action="store_true", help="battery van: charge instead of fuel")
     p.add_argument("--garbage-every", type=int, default=0, help="a bad NMEA line every N")
+    p.add_argument(
+        "--gnss-via", choices=("pty", "tcp", "gpsd"), default="pty", help="how GNSS is served"
+    )
+    p.add_argument(
+        "--can-profile", choices=("fms", "obd2"), default="fms", help="what the bus carries"
+    )
     p.add_argument("--fast-sync", action="store_true", help="short sync timers (tests, demo)")
     a = p.parse_args(argv)
     logging.basicConfig(
@@ -180,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             clock_offset_s=a.clock_offset,
             clock_skew_ppm=a.clock_skew_ppm,
             garbage_every=a.garbage_every,
+            gnss_via=a.gnss_via,
+            can_profile=a.can_profile,
         )
     except (ValueError, EdgeError, SimHardwareError) as exc:  # settings and bad options
         print(f"firmware_sim.gateway: {exc}", file=sys.stderr)

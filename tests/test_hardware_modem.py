@@ -81,14 +81,18 @@ def test_a_dead_zone_cuts_mqtt_and_the_outbox_catches_up(
     rig.start()
     agent = VehicleAgent(
         VehicleSettings(
-            vehicle_id=van_id, db_path=tmp_path / "van.db", broker=rig.broker, sync=FAST
+            vehicle_id=van_id,
+            db_path=tmp_path / "van.db",
+            broker=rig.broker,
+            sync=FAST,
+            hardware=rig.hardware_settings(),
         ),
         clock=rig.agent_clock,
     )
     agent.start()
     try:
-        reader = rig.attach(agent.telemetry)
-        assert rig.modem is not None
+        reader = agent.hardware.reader
+        assert reader is not None and rig.modem is not None
         wait_for(lambda: agent.node.connected, message="the van online through the modem")
         cloud.send_plan(make_plan(van_id, 4))
         wait_for(lambda: agent.book.route() is not None, timeout=20, message="the plan")
@@ -108,8 +112,8 @@ def test_a_dead_zone_cuts_mqtt_and_the_outbox_catches_up(
         wait_for(lambda: agent.node.pending() == 0, timeout=30, message="the outbox drained")
         top = outbox_top(agent)
     finally:
-        rig.stop()
         agent.stop()
+        rig.stop()
     log = cloud_log(cloud, van_id)
     assert_contiguous(log, top)
     kinds = [k for _, k in log]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from edge.hardware import CanSignals, Fix, HardwareReader, build_sample
 from edge.vehicle import VehicleAgent, VehicleSettings
-from firmware_sim.hardware import DriftingClock, HardwareRig, VanModel
+from firmware_sim.hardware import DriftingClock, GnssVia, HardwareRig, VanModel
 from firmware_sim.world import SimClock
 from protocol import Telemetry
 from tests.helpers import unique_id, wait_for
@@ -39,7 +40,7 @@ FULL = CanSignals(
     ignition=True,
     doors=1,
     temperature_c=3.0,
-    seen=frozenset({"body", "odometer", "speed"}),
+    seen=frozenset({"ignition", "odometer_km", "speed_kmh", "doors"}),
 )
 
 
@@ -90,33 +91,78 @@ def test_a_failing_callback_is_counted_and_the_loop_goes_on() -> None:
     assert reader.stats["failed"] >= 3
 
 
-def test_agent_reads_simulated_hardware_through_the_rig(tmp_path: Path) -> None:
+def test_optional_signals_the_wire_refuses_are_sent_as_unknown() -> None:
+    fix = Fix(lat=52.5, lon=13.4, quality=1)
+    odd = replace(FULL, temperature_c=120.0, fuel_pct=100.4, charge_pct=-1.0)
+    sample = build_sample(1_800_000_000_000, fix, odd)
+    assert sample.temperature_c is None and sample.fuel_pct is None and sample.charge_pct is None
+    assert sample.speed_kmh == 22.0 and sample.odometer_km == 500.0
+
+
+def test_no_sample_without_the_odometer_or_the_ignition() -> None:
+    got: list[Telemetry] = []
+    fix = Fix(lat=52.5, lon=13.4, quality=1, received_at=time.monotonic())
+    for seen in ({"speed_kmh", "ignition"}, {"odometer_km", "doors"}):
+        partial = replace(FULL, seen=frozenset(seen), updated_at=time.monotonic())
+        reader = HardwareReader(_Fixes(fix), _Signals(partial), got.append, period_s=1)
+        assert reader.sample() is None and reader.stats["no_signals"] == 1
+    stale = replace(FULL, updated_at=time.monotonic() - 60)
+    reader = HardwareReader(_Fixes(fix), _Signals(stale), got.append, period_s=1)
+    assert reader.sample() is None and reader.stats["no_signals"] == 1
+    assert got == []
+
+
+@pytest.mark.parametrize("via,profile", [("tcp", "obd2"), ("gpsd", "fms")])
+def test_the_rig_hands_the_agent_settings_and_nothing_else(
+    tmp_path: Path, via: GnssVia, profile: Literal["fms", "obd2"]
+) -> None:
     clock = SimClock(1_800_000_000.0, speed=60)
     van = VanModel(52.52, 13.405, clock=clock, charge_pct=77.0, fuel_pct=None)
     rig = HardwareRig(
-        van, broker=None, clock=clock, period_s=0.05, clock_offset_s=-90, clock_skew_ppm=200
+        van,
+        broker=None,
+        clock=clock,
+        period_s=0.05,
+        gnss_via=via,
+        can_profile=profile,
+        clock_offset_s=-90,
+        clock_skew_ppm=200,
     )
     rig.start()
+    hardware = rig.hardware_settings()
+    assert hardware.gnss is not None and hardware.gnss.startswith(f"{via}://127.0.0.1:")
+    assert hardware.can is not None and hardware.can.startswith("udp_multicast:ff11:")
     agent = VehicleAgent(
-        VehicleSettings(vehicle_id=unique_id("van"), db_path=tmp_path / "van.db", broker=None),
+        VehicleSettings(
+            vehicle_id=unique_id("van"), db_path=tmp_path / "van.db", broker=None, hardware=hardware
+        ),
         clock=rig.agent_clock,
     )
     agent.start()
+    rig.observe(agent.hardware)
     try:
-        reader = rig.attach(agent.telemetry)
+        reader = agent.hardware.reader
+        assert reader is not None
         wait_for(lambda: reader.stats["samples"] >= 3, message="samples into the agent")
-        van.update(doors=8, ignition=False)
-        sample = wait_for(lambda: (s := reader.last) and not s.ignition and s, message="key off")
-        assert sample.door_open and sample.charge_pct == 77.0 and sample.fuel_pct is None
-        assert sample.lat == pytest.approx(52.52, abs=1e-5)
+        sample = reader.last
+        assert sample is not None and sample.lat == pytest.approx(52.52, abs=1e-5)
+        if profile == "obd2":  # the EV's battery answers PID 0x5B
+            assert sample.charge_pct == pytest.approx(77.0, abs=0.4) and sample.fuel_pct is None
+        else:  # FMS has no state of charge; a truck's doors are on the bus
+            assert sample.charge_pct is None and sample.fuel_pct is None
+            van.update(doors=8, ignition=False)
+            off = wait_for(lambda: (s := reader.last) and not s.ignition and s, message="key off")
+            assert off.door_open
         position = agent.book.position()
         assert position is not None and position["lat"] == pytest.approx(52.52, abs=1e-5)
         assert isinstance(rig.agent_clock, DriftingClock)
-        assert rig.stats()["clock_error_s"] == pytest.approx(-90, abs=1)
+        stats = rig.stats()
+        assert stats["clock_error_s"] == pytest.approx(-90, abs=1)
+        assert stats["reader"]["samples"] >= 3 and stats["gnss"]["state"] == "up"
         assert abs(sample.at / 1000 - (clock() - 90)) < 30  # the agent's drifted time
     finally:
-        rig.stop()
         agent.stop()
+        rig.stop()
 
 
 def test_van_drives_toward_a_target_in_simulated_time() -> None:

@@ -1,49 +1,92 @@
-"""The gateway's hardware as the vehicle agent reads it: GNSS over NMEA, signals over CAN.
+"""The gateway's hardware as the vehicle agent reads it: GNSS and the vehicle's CAN bus.
 
-A real gateway points :class:`GnssReceiver` at its receiver (a serial device or gpsd's raw
-NMEA port) and :class:`CanReader` at SocketCAN; the simulator serves the same sentences and
-frames from :mod:`firmware_sim.hardware`. :class:`HardwareReader` joins both into
-``protocol.Telemetry`` samples for ``VehicleAgent.telemetry``.
+:class:`HardwareSettings` names the inputs (a serial device, a TCP NMEA feed or gpsd for
+GNSS; a python-can bus with the FMS profile's DBC or the OBD-II PID profile for CAN);
+:class:`HardwareInputs` runs them for ``VehicleAgent``: :class:`GnssReceiver`,
+:class:`CanReader` with a :class:`DbcDecoder` or :class:`ObdDecoder`, and the
+:class:`HardwareReader` that joins both into ``protocol.Telemetry`` samples. The simulator
+(:mod:`firmware_sim.hardware`) serves the same inputs — a pseudo-terminal, a TCP feed, a
+gpsd, a shared CAN bus — and nothing else.
+
+python-can, cantools and pyserial are loaded only when a bus or a serial device is used.
 """
 
 from edge.hardware.canbus import (
-    BODY_ID,
-    CARGO_TEMP_ID,
-    ENERGY_ID,
-    FRAME_IDS,
-    ODOMETER_ID,
-    SPEED_ID,
+    IGNORED,
     CanReader,
     CanSignals,
-    decode_frame,
-    encode_frames,
+    CanSpec,
+    FrameDecoder,
     open_bus,
+    parse_can_spec,
 )
-from edge.hardware.errors import CanBusError, GnssSourceError, HardwareError
-from edge.hardware.gnss import Fix, GnssReceiver, NmeaParser, open_line_source
+from edge.hardware.dbc import DEFAULT_FMS_DBC, FMS_FIELDS, DbcDecoder, FieldSource, load_dbc
+from edge.hardware.errors import CanBusError, DbcError, GnssSourceError, HardwareError
+from edge.hardware.fix import Fix
+from edge.hardware.gnss import FixParser, GnssReceiver, NmeaParser
+from edge.hardware.gnss_sources import (
+    DeviceSource,
+    GnssSource,
+    GpsdSource,
+    LinesSource,
+    TcpNmeaSource,
+    parse_gnss_spec,
+)
+from edge.hardware.gpsd import GpsdParser
+from edge.hardware.inputs import HardwareInputs
+from edge.hardware.link import InputLink
+from edge.hardware.obd import (
+    PIDS,
+    REPLY_IDS,
+    REQUEST_ID,
+    ObdDecoder,
+    Pid,
+    reply_frame,
+    request_frame,
+)
 from edge.hardware.reader import FixSource, HardwareReader, SignalSource, build_sample
+from edge.hardware.settings import HardwareSettings
 
 __all__ = [
-    "BODY_ID",
-    "CARGO_TEMP_ID",
-    "ENERGY_ID",
-    "FRAME_IDS",
-    "ODOMETER_ID",
-    "SPEED_ID",
+    "DEFAULT_FMS_DBC",
+    "FMS_FIELDS",
+    "IGNORED",
+    "PIDS",
+    "REPLY_IDS",
+    "REQUEST_ID",
     "CanBusError",
     "CanReader",
     "CanSignals",
+    "CanSpec",
+    "DbcDecoder",
+    "DbcError",
+    "DeviceSource",
+    "FieldSource",
     "Fix",
+    "FixParser",
     "FixSource",
+    "FrameDecoder",
     "GnssReceiver",
+    "GnssSource",
     "GnssSourceError",
+    "GpsdParser",
+    "GpsdSource",
     "HardwareError",
+    "HardwareInputs",
     "HardwareReader",
+    "HardwareSettings",
+    "InputLink",
+    "LinesSource",
     "NmeaParser",
+    "ObdDecoder",
+    "Pid",
     "SignalSource",
+    "TcpNmeaSource",
     "build_sample",
-    "decode_frame",
-    "encode_frames",
+    "load_dbc",
     "open_bus",
-    "open_line_source",
+    "parse_can_spec",
+    "parse_gnss_spec",
+    "reply_frame",
+    "request_frame",
 ]

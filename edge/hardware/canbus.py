@@ -1,75 +1,59 @@
-"""The vehicle bus: CAN frames in, vehicle signals out, through python-can.
+"""The vehicle bus: CAN frames in through python-can, vehicle signals out.
 
-On a real gateway the bus is SocketCAN (``interface="socketcan", channel="can0"``) behind
-the vehicle's CAN gateway or an OBD/FMS adapter; in simulation it is python-can's
-``virtual`` bus, shared by every bus object on the same channel in one process.
+The operator names the bus as ``INTERFACE:CHANNEL[?OPTION=VALUE&...]`` — ``socketcan:can0``
+on a gateway, ``udp_multicast:ff11::7761:796c?port=43113`` where processes share a bus
+without a kernel CAN device (the simulator). Options become python-can keyword arguments
+(``bitrate=250000``, ``port=...``). :func:`parse_can_spec` checks the string.
 
-The frame map (11-bit standard ids, big-endian, the only place these numbers live)::
-
-    id     name         DLC  layout                                    scaling
-    0x0F0  BODY         2    byte0 bit0 ignition on                    -
-                             byte1 doors bitmask: bit0 driver,         -
-                             bit1 passenger, bit2 side, bit3 rear
-    0x100  SPEED        2    uint16 vehicle speed                      0.01 km/h
-    0x120  ODOMETER     4    uint32 total distance                     0.01 km
-    0x130  ENERGY       2    byte0 fuel level, byte1 state of charge   0.5 %, 0xFF = n/a
-    0x140  CARGO_TEMP   2    int16 cargo-area temperature              0.1 degC, 0x7FFF = n/a
-
-A frame with a known id and the wrong length, or a value out of range, is counted as bad
-and skipped; an unknown id is counted and ignored (a real bus carries many).
+What the frames mean is a :class:`FrameDecoder`'s business: the FMS profile decodes J1939
+broadcasts with a DBC (:mod:`edge.hardware.dbc`), the OBD-II profile asks for PIDs and
+reads the answers (:mod:`edge.hardware.obd`). :class:`CanReader` owns the bus: it opens it
+(and reopens it, with a backoff, when the interface is down or goes away), sends the
+decoder's requests every ``poll_s``, and folds each decoded frame into the latest
+:class:`CanSignals`. A frame the decoder does not know is counted as unknown (a real bus
+carries many), a malformed one as bad; the first of each is logged once, naming the bus.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-import can
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.hardware.errors import CanBusError
+from edge.hardware.link import InputLink
+
+if TYPE_CHECKING:
+    import can
 
 __all__ = [
-    "BODY_ID",
-    "CARGO_TEMP_ID",
-    "ENERGY_ID",
-    "FRAME_IDS",
-    "ODOMETER_ID",
-    "SPEED_ID",
+    "IGNORED",
     "CanReader",
     "CanSignals",
-    "decode_frame",
-    "encode_frames",
+    "CanSpec",
+    "FrameDecoder",
     "open_bus",
+    "parse_can_spec",
 ]
 
 log = logging.getLogger(__name__)
 
-BODY_ID = 0x0F0
-SPEED_ID = 0x100
-ODOMETER_ID = 0x120
-ENERGY_ID = 0x130
-CARGO_TEMP_ID = 0x140
-FRAME_IDS = {
-    BODY_ID: "body",
-    SPEED_ID: "speed",
-    ODOMETER_ID: "odometer",
-    ENERGY_ID: "energy",
-    CARGO_TEMP_ID: "cargo_temp",
-}
-_DLC = {BODY_ID: 2, SPEED_ID: 2, ODOMETER_ID: 4, ENERGY_ID: 2, CARGO_TEMP_ID: 2}
-_NA_PCT = 0xFF
-_NA_TEMP = 0x7FFF
 RECV_POLL_S = 0.1
-"""How often the reader's blocked receive checks whether it is stopping."""
+"""How often the reader's blocked receive checks whether it is stopping or must poll."""
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 30.0
+IGNORED: dict[str, Any] = {}
+"""What a decoder returns for a frame it knows but that carries nothing for us."""
+_INTERFACE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_OPTION = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
 class CanSignals:
-    """The vehicle's signals as last seen on the bus; ``seen`` names the frames received."""
+    """The vehicle's signals as last decoded; ``seen`` names the fields received so far."""
 
     speed_kmh: float | None = None
     odometer_km: float | None = None
@@ -77,91 +61,153 @@ class CanSignals:
     charge_pct: float | None = None
     ignition: bool | None = None
     doors: int = 0
-    """Bitmask: 1 driver, 2 passenger, 4 side, 8 rear."""
+    """Bitmask of open doors: 1 driver, 2 passenger, 4 side, 8 rear."""
     temperature_c: float | None = None
+    """Cargo-area temperature."""
+    coolant_c: float | None = None
+    """Engine coolant temperature (kept for the gateway's own view; not on the wire)."""
     seen: frozenset[str] = field(default_factory=frozenset)
     updated_at: float = 0.0
-    """``time.monotonic()`` of the last frame decoded."""
+    """``time.monotonic()`` of the last frame that changed a signal."""
 
     @property
     def door_open(self) -> bool:
         return self.doors != 0
 
 
-def encode_frames(signals: CanSignals) -> list[can.Message]:
-    """The frames that carry ``signals`` (what a vehicle, or the simulator, sends)."""
-
-    def msg(arb: int, data: bytes) -> can.Message:
-        return can.Message(arbitration_id=arb, data=data, is_extended_id=False)
-
-    def pct(v: float | None) -> int:
-        return _NA_PCT if v is None else max(0, min(200, round(v * 2)))
-
-    frames = [
-        msg(BODY_ID, bytes([1 if signals.ignition else 0, signals.doors & 0x0F])),
-        msg(SPEED_ID, struct.pack(">H", max(0, min(65535, round((signals.speed_kmh or 0) * 100))))),
-        msg(ENERGY_ID, bytes([pct(signals.fuel_pct), pct(signals.charge_pct)])),
-    ]
-    if signals.odometer_km is not None:
-        odo = max(0, min(2**32 - 1, round(signals.odometer_km * 100)))
-        frames.append(msg(ODOMETER_ID, struct.pack(">I", odo)))
-    temp = _NA_TEMP if signals.temperature_c is None else round(signals.temperature_c * 10)
-    frames.append(msg(CARGO_TEMP_ID, struct.pack(">h", max(-32768, min(32767, temp)))))
-    return frames
+SIGNAL_FIELDS = frozenset(
+    {
+        "speed_kmh",
+        "odometer_km",
+        "fuel_pct",
+        "charge_pct",
+        "ignition",
+        "doors",
+        "temperature_c",
+        "coolant_c",
+    }
+)
 
 
-def decode_frame(frame: can.Message, signals: CanSignals) -> CanSignals | None:
-    """``signals`` updated by ``frame``; None for an unknown id; ValueError for a bad frame."""
-    arb = frame.arbitration_id
-    name = FRAME_IDS.get(arb)
-    if name is None or frame.is_extended_id or frame.is_remote_frame or frame.is_error_frame:
-        return None
-    data = bytes(frame.data)
-    if len(data) != _DLC[arb]:
-        raise ValueError(f"frame 0x{arb:03X} ({name}) has {len(data)} bytes, not {_DLC[arb]}")
-    changes: dict[str, Any] = {}
-    if arb == BODY_ID:
-        if data[0] > 1 or data[1] > 0x0F:
-            raise ValueError(f"body frame with bits out of the map: {data.hex()}")
-        changes = {"ignition": bool(data[0] & 1), "doors": data[1]}
-    elif arb == SPEED_ID:
-        changes = {"speed_kmh": struct.unpack(">H", data)[0] / 100}
-    elif arb == ODOMETER_ID:
-        changes = {"odometer_km": struct.unpack(">I", data)[0] / 100}
-    elif arb == ENERGY_ID:
-        fuel, charge = data[0], data[1]
-        if (fuel != _NA_PCT and fuel > 200) or (charge != _NA_PCT and charge > 200):
-            raise ValueError(f"energy frame out of range: {data.hex()}")
-        changes = {
-            "fuel_pct": None if fuel == _NA_PCT else fuel / 2,
-            "charge_pct": None if charge == _NA_PCT else charge / 2,
-        }
-    elif arb == CARGO_TEMP_ID:
-        raw = struct.unpack(">h", data)[0]
-        if raw != _NA_TEMP and not -600 <= raw <= 900:
-            raise ValueError(f"cargo temperature out of range: {raw / 10} degC")
-        changes = {"temperature_c": None if raw == _NA_TEMP else raw / 10}
-    return replace(signals, **changes, seen=signals.seen | {name}, updated_at=time.monotonic())
+class FrameDecoder(Protocol):
+    """What the frames of one profile mean."""
+
+    name: str
+    """For log lines: ``fms.dbc``, ``OBD-II``."""
+
+    def decode(self, frame: can.Message) -> dict[str, Any] | None:
+        """Signal updates carried by ``frame`` (:data:`IGNORED` if none); None when the
+        frame is not one this decoder knows; ValueError when it is known but malformed."""
+        ...
+
+    def requests(self) -> list[can.Message]:
+        """Frames to send every poll (OBD-II requests); empty for a broadcast profile."""
+        ...
 
 
-def open_bus(interface: str = "virtual", channel: str = "vcan0", **kwargs: Any) -> can.BusABC:
-    """A python-can bus; ``virtual`` in simulation, ``socketcan`` on a gateway."""
+@dataclass(frozen=True, slots=True)
+class CanSpec:
+    """A python-can bus as the operator named it."""
+
+    interface: str
+    channel: str
+    options: tuple[tuple[str, int | float | bool | str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        extra = "&".join(f"{k}={v}" for k, v in self.options)
+        return f"{self.interface}:{self.channel}" + (f"?{extra}" if extra else "")
+
+
+def parse_can_spec(spec: str | CanSpec) -> CanSpec:
+    """``INTERFACE:CHANNEL[?OPTION=VALUE&...]`` checked; :class:`CanBusError` when bad."""
+    if isinstance(spec, CanSpec):
+        return spec
+    text = spec.strip()
+    head, _, query = text.partition("?")
+    interface, sep, channel = head.partition(":")
+    if not sep or not _INTERFACE.fullmatch(interface) or not channel:
+        raise CanBusError(f"CAN bus {spec!r} must be INTERFACE:CHANNEL, e.g. socketcan:can0")
+    from can.interfaces import VALID_INTERFACES
+
+    if interface not in VALID_INTERFACES:
+        raise CanBusError(
+            f"CAN bus {spec!r}: python-can has no interface {interface!r} (socketcan on a gateway)"
+        )
+    options: list[tuple[str, int | float | bool | str]] = []
+    for part in query.split("&") if query else ():
+        key, eq, value = part.partition("=")
+        if not eq or not _OPTION.fullmatch(key) or key in ("interface", "channel"):
+            raise CanBusError(f"CAN bus {spec!r}: bad option {part!r} (want NAME=VALUE)")
+        options.append((key, _option_value(value)))
+    return CanSpec(interface, channel, tuple(options))
+
+
+def _option_value(value: str) -> int | float | bool | str:
+    if value in ("true", "false"):
+        return value == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value
+
+
+def open_bus(spec: str | CanSpec) -> can.BusABC:
+    """The python-can bus a spec names; :class:`CanBusError` when it cannot be opened."""
+    import can
+
+    parsed = parse_can_spec(spec)
     try:
-        return can.Bus(interface=interface, channel=channel, **kwargs)
-    except (can.CanError, OSError, ValueError, ImportError) as exc:
-        raise CanBusError(f"cannot open CAN bus {interface}:{channel}: {exc}") from exc
+        return can.Bus(interface=parsed.interface, channel=parsed.channel, **dict(parsed.options))
+    except (can.CanError, OSError, ValueError, TypeError, ImportError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if exc.__cause__ is not None and str(exc.__cause__):
+            reason += f" ({exc.__cause__})"
+        raise CanBusError(f"cannot open CAN bus {parsed.label}: {reason[:200]}") from exc
 
 
 class CanReader:
-    """Receives frames in a thread and keeps the latest decoded signals."""
+    """Owns a bus: receives frames in a thread and keeps the latest decoded signals."""
 
-    def __init__(self, interface: str = "virtual", channel: str = "vcan0") -> None:
-        self.bus = open_bus(interface, channel)
+    def __init__(
+        self,
+        spec: str | CanSpec,
+        decoder: FrameDecoder,
+        *,
+        poll_s: float = 1.0,
+        reconnect_min_s: float = RECONNECT_MIN_S,
+        reconnect_max_s: float = RECONNECT_MAX_S,
+    ) -> None:
+        self.spec = parse_can_spec(spec)
+        self.decoder = decoder
+        self.poll_s = poll_s
+        self.bus: can.BusABC | None = None
         self._signals = CanSignals()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.stats = {"frames": 0, "decoded": 0, "unknown": 0, "bad": 0}
+        self.link = InputLink(
+            f"CAN {self.spec.label}",
+            min_s=reconnect_min_s,
+            max_s=max(reconnect_min_s, reconnect_max_s),
+            stop=self._stop,
+        )
+        self.stats: dict[str, int] = {
+            "frames": 0,
+            "decoded": 0,
+            "ignored": 0,
+            "unknown": 0,
+            "bad": 0,
+            "requests": 0,
+        }
+        self._first_unknown_logged = False
+        self._first_bad_logged = False
         self._thread = threading.Thread(target=self._run, name="canbus", daemon=True)
+
+    @property
+    def label(self) -> str:
+        return self.link.label
 
     def signals(self) -> CanSignals:
         with self._lock:
@@ -174,7 +220,6 @@ class CanReader:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        self.bus.shutdown()
 
     def __enter__(self) -> CanReader:
         self.start()
@@ -186,26 +231,83 @@ class CanReader:
     def feed(self, frame: can.Message) -> None:
         """Decode one frame (the receive loop calls this; tests may too)."""
         self.stats["frames"] += 1
+        try:
+            updates = self.decoder.decode(frame)
+        except ValueError as exc:
+            self.stats["bad"] += 1
+            if not self._first_bad_logged:
+                self._first_bad_logged = True
+                log.warning(
+                    "%s: malformed frame 0x%X skipped (%s); such frames are counted in the "
+                    "hardware stats and not logged again",
+                    self.label,
+                    frame.arbitration_id,
+                    exc,
+                )
+            return
+        if updates is None:
+            self.stats["unknown"] += 1
+            if not self._first_unknown_logged:
+                self._first_unknown_logged = True
+                log.info(
+                    "%s: frames %s does not describe are ignored (the first: 0x%X)",
+                    self.label,
+                    self.decoder.name,
+                    frame.arbitration_id,
+                )
+            return
+        if not updates:
+            self.stats["ignored"] += 1
+            return
         with self._lock:
-            try:
-                updated = decode_frame(frame, self._signals)
-            except ValueError as exc:
-                self.stats["bad"] += 1
-                log.debug("bad CAN frame: %s", exc)
-                return
-            if updated is None:
-                self.stats["unknown"] += 1
-                return
-            self._signals = updated
-            self.stats["decoded"] += 1
+            self._signals = replace(
+                self._signals,
+                **updates,
+                seen=self._signals.seen | updates.keys(),
+                updated_at=time.monotonic(),
+            )
+        self.stats["decoded"] += 1
 
     def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.bus = open_bus(self.spec)
+                except CanBusError as exc:
+                    self.link.down(
+                        str(exc).removeprefix(f"cannot open CAN bus {self.spec.label}: ")
+                    )
+                    if self.link.wait():
+                        return
+                    continue
+                try:
+                    self.link.up(f"reading frames ({self.decoder.name})")
+                    self._receive(self.bus)
+                except CanBusError as exc:
+                    self.link.down(str(exc))
+                    if self.link.wait():
+                        return
+                finally:
+                    self.bus.shutdown()
+        except Exception:
+            log.exception("%s: the reader stopped on an unexpected error", self.label)
+
+    def _receive(self, bus: can.BusABC) -> None:
+        import can
+
+        next_poll = time.monotonic()
         while not self._stop.is_set():
+            if self.poll_s > 0 and time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + self.poll_s
+                for request in self.decoder.requests():
+                    try:
+                        bus.send(request, timeout=RECV_POLL_S)
+                    except can.CanError as exc:
+                        raise CanBusError(f"sending a request failed: {exc}") from exc
+                    self.stats["requests"] += 1
             try:
-                frame = self.bus.recv(timeout=RECV_POLL_S)
-            except can.CanError as exc:
-                log.warning("CAN receive failed: %s", exc)
-                self._stop.wait(RECV_POLL_S)
-                continue
-            if frame is not None:
+                frame = bus.recv(timeout=RECV_POLL_S)
+            except (can.CanError, OSError) as exc:
+                raise CanBusError(f"receiving failed: {exc}") from exc
+            if frame is not None and not frame.is_error_frame and not frame.is_remote_frame:
                 self.feed(frame)

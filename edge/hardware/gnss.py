@@ -1,56 +1,42 @@
-"""The GNSS receiver: NMEA 0183 sentences in, position fixes out.
+"""The GNSS receiver: NMEA 0183 sentences (or gpsd reports) in, position fixes out.
 
-A gateway reads NMEA from a serial device (``/dev/ttyACM0``, configured with ``stty``
-beforehand), from a TCP feed (``tcp://127.0.0.1:2947``-style raw NMEA, as gpsd relays or a
-simulator serves) or, in tests, from any iterable of lines. Sentences are parsed with
-pynmea2 and checksums are required. GGA gives position, fix quality, satellites and time;
-RMC gives position, speed, course, date and validity; VTG, when present, speed and course.
-A bad sentence (checksum, garbage, a field that does not parse) is counted and skipped.
+:class:`GnssReceiver` reads one source (:mod:`edge.hardware.gnss_sources`: a serial
+device, a TCP feed, gpsd) in its own thread and keeps the latest fix. A source that cannot
+be opened, or goes away mid-shift, is retried with a backoff; each change between working
+and not working is logged once, naming the source. No GNSS is never a crash: the receiver
+simply has no fix, and the telemetry that needs one waits.
+
+NMEA is parsed with pynmea2 and checksums are required. GGA gives position, fix quality,
+satellites and time; RMC gives position, speed, course, date and validity; VTG, when
+present, speed and course. A bad sentence (checksum, garbage, a field that does not parse)
+is counted and skipped; the first one of each kind is logged once, naming the source.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import select
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import pynmea2
 
 from edge.hardware.errors import GnssSourceError
+from edge.hardware.fix import Fix
+from edge.hardware.gnss_sources import GnssSource, parse_gnss_spec
+from edge.hardware.link import InputLink
 
-__all__ = ["Fix", "GnssReceiver", "NmeaParser", "open_line_source"]
+__all__ = ["Fix", "FixParser", "GnssReceiver", "NmeaParser"]
 
 log = logging.getLogger(__name__)
 
 KNOTS_TO_KMH = 1.852
-MAX_LINE = 512
-"""Longest line kept (NMEA allows 82 characters); anything longer is garbage."""
-READ_POLL_S = 0.2
-"""How often a blocked read checks whether the receiver is stopping."""
-RECONNECT_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Fix:
-    """Where the receiver says the vehicle is, and how it moves."""
-
-    lat: float
-    lon: float
-    quality: int
-    """GGA fix quality: 0 invalid, 1 GPS, 2 DGPS, 4 RTK fixed, 5 RTK float, 6 estimated."""
-    speed_kmh: float | None = None
-    heading_deg: float | None = None
-    satellites: int | None = None
-    utc: dt.datetime | None = None
-    received_at: float = 0.0
-    """``time.monotonic()`` when the sentence that completed this fix arrived."""
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 30.0
 
 
 class NmeaParser:
@@ -162,124 +148,75 @@ def _course(value: object, default: float | None) -> float | None:
     return float(value) % 360.0 if value not in (None, "") else default
 
 
-# -- line sources ----------------------------------------------------------------------
-
-
-LineSource = Callable[[threading.Event], Iterator[bytes]]
-"""Yields lines until the source ends or the event is set."""
-
-
-def open_line_source(spec: str | Path | Iterable[str | bytes]) -> tuple[LineSource, bool]:
-    """A line source from a spec; returns ``(source, endless)``.
-
-    ``tcp://host:port`` or ``host:port``: a TCP feed (reconnected when it drops);
-    a path: a serial device, pipe or file; anything else iterable: its lines.
-    """
-    if isinstance(spec, Path) or (isinstance(spec, str) and spec.startswith("/")):
-        path = Path(spec)
-        if not path.exists():
-            raise GnssSourceError(f"no NMEA device or file at {path}")
-        return (lambda stop: _fd_lines(path, stop)), not path.is_file()
-    if isinstance(spec, str):
-        hostport = spec.removeprefix("tcp://")
-        host, sep, port = hostport.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise GnssSourceError(f"NMEA source must be a path or tcp://host:port, got {spec!r}")
-        return (lambda stop: _socket_lines(host, int(port), stop)), True
-    lines = spec
-    return (lambda stop: _iter_lines(lines, stop)), False
-
-
-def _split(buffer: bytearray) -> Iterator[bytes]:
-    while (cut := buffer.find(b"\n")) >= 0:
-        line = bytes(buffer[:cut])
-        del buffer[: cut + 1]
-        yield line
-    if len(buffer) > MAX_LINE:
-        buffer.clear()
-        yield b"<overlong>"
-
-
-def _socket_lines(host: str, port: int, stop: threading.Event) -> Iterator[bytes]:
-    try:
-        sock = socket.create_connection((host, port), timeout=2.0)
-    except OSError as exc:
-        raise GnssSourceError(f"NMEA feed {host}:{port} refused: {exc}") from exc
-    buffer = bytearray()
-    with sock:
-        sock.settimeout(READ_POLL_S)
-        while not stop.is_set():
-            try:
-                chunk = sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError as exc:
-                raise GnssSourceError(f"NMEA feed {host}:{port} dropped: {exc}") from exc
-            if not chunk:
-                return
-            buffer += chunk
-            yield from _split(buffer)
-
-
-def _fd_lines(path: Path, stop: threading.Event) -> Iterator[bytes]:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise GnssSourceError(f"cannot open NMEA source {path}: {exc}") from exc
-    buffer = bytearray()
-    try:
-        while not stop.is_set():
-            ready, _, _ = select.select([fd], [], [], READ_POLL_S)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                if buffer:
-                    yield bytes(buffer)
-                return
-            buffer += chunk
-            yield from _split(buffer)
-    finally:
-        os.close(fd)
-
-
-def _iter_lines(lines: Iterable[str | bytes], stop: threading.Event) -> Iterator[bytes]:
-    for line in lines:
-        if stop.is_set():
-            return
-        yield line.encode("ascii", errors="replace") if isinstance(line, str) else line
-
-
 # -- the receiver ------------------------------------------------------------------------
 
 
+class FixParser(Protocol):
+    """Lines in, fixes out, with counts: :class:`NmeaParser` or ``GpsdParser``."""
+
+    fix: Fix | None
+    stats: dict[str, int]
+
+    def feed(self, line: str | bytes) -> Fix | None: ...
+
+
+_FIRST_OF = {
+    "bad_checksum": "a sentence with a bad checksum",
+    "garbage": "a line that is not a sentence",
+}
+
+
 class GnssReceiver:
-    """Reads a line source in a thread and keeps the latest fix."""
+    """Reads a GNSS source in a thread, keeps the latest fix, and survives the source.
+
+    ``source`` is a spec (see :func:`edge.hardware.gnss_sources.parse_gnss_spec`), a
+    source, or lines in memory. A spec that does not parse raises
+    :class:`GnssSourceError` here; everything after (no device, refused, dropped) is
+    retried in the thread with a backoff from ``reconnect_min_s`` to ``reconnect_max_s``.
+    """
 
     def __init__(
         self,
-        source: str | Path | Iterable[str | bytes],
+        source: str | Path | Iterable[str | bytes] | GnssSource,
         *,
         on_fix: Callable[[Fix], None] | None = None,
-        reconnect_s: float = RECONNECT_S,
+        reconnect_min_s: float = RECONNECT_MIN_S,
+        reconnect_max_s: float = RECONNECT_MAX_S,
     ) -> None:
-        self._source, self._endless = open_line_source(source)
-        self.parser = NmeaParser()
+        self.source = parse_gnss_spec(source)
+        self.parser: FixParser
+        if self.source.protocol == "gpsd":
+            from edge.hardware.gpsd import GpsdParser
+
+            self.parser = GpsdParser()
+        else:
+            self.parser = NmeaParser()
         self.on_fix = on_fix
-        self.reconnect_s = reconnect_s
-        self.reconnects = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.link = InputLink(
+            f"GNSS {self.source.label}",
+            min_s=reconnect_min_s,
+            max_s=max(reconnect_min_s, reconnect_max_s),
+            stop=self._stop,
+        )
         self.ended = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gnss", daemon=True)
 
     @property
-    def stats(self) -> dict[str, int]:
+    def label(self) -> str:
+        return self.link.label
+
+    @property
+    def stats(self) -> dict[str, int | str]:
         with self._lock:
-            return {**self.parser.stats, "reconnects": self.reconnects}
+            counts: dict[str, int | str] = dict(self.parser.stats)
+        return {
+            **counts,
+            "state": self.link.state,
+            "reconnects": max(0, self.link.ups - 1),
+            "failures": self.link.failures,
+        }
 
     def latest(self, max_age_s: float | None = None) -> Fix | None:
         """The last fix, or None when there is none or it is older than ``max_age_s``."""
@@ -309,20 +246,53 @@ class GnssReceiver:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                try:
-                    for line in self._source(self._stop):
-                        with self._lock:
-                            fix = self.parser.feed(line)
-                        if fix is not None and self.on_fix is not None:
-                            try:
-                                self.on_fix(fix)
-                            except Exception:
-                                log.warning("GNSS fix callback failed", exc_info=True)
-                except GnssSourceError as exc:
-                    log.warning("GNSS: %s", exc)
-                if not self._endless:
+                if not self._read_once():
                     return
-                self.reconnects += 1
-                self._stop.wait(self.reconnect_s)
+                if self.link.wait():
+                    return
+        except Exception:
+            log.exception("%s: the receiver stopped on an unexpected error", self.label)
         finally:
             self.ended.set()
+
+    def _read_once(self) -> bool:
+        """One connection, read until it ends; False when the source is finished for good."""
+        try:
+            connection = self.source.open()
+        except GnssSourceError as exc:
+            self.link.down(str(exc))
+            return True
+        try:
+            self.link.up(
+                "reading " + ("gpsd reports" if self.source.protocol == "gpsd" else "NMEA")
+            )
+            for line in connection.lines(self._stop):
+                self._feed(line)
+            if not connection.endless:
+                return False
+            if not self._stop.is_set():
+                self.link.down("the source ended")
+        except GnssSourceError as exc:
+            self.link.down(str(exc))
+        finally:
+            connection.close()
+        return True
+
+    def _feed(self, line: bytes) -> None:
+        with self._lock:
+            before = {k: self.parser.stats[k] for k in _FIRST_OF}
+            fix = self.parser.feed(line)
+            firsts = [k for k in _FIRST_OF if before[k] == 0 and self.parser.stats[k] > 0]
+        for kind in firsts:
+            log.warning(
+                "%s: %s skipped (%r); such lines are counted in the hardware stats "
+                "and not logged again",
+                self.label,
+                _FIRST_OF[kind],
+                line[:40],
+            )
+        if fix is not None and self.on_fix is not None:
+            try:
+                self.on_fix(fix)
+            except Exception:
+                log.warning("%s: the fix callback failed", self.label, exc_info=True)

@@ -2,9 +2,11 @@
 
 ``HardwareReader`` samples the latest fix and the latest vehicle signals every
 ``period_s`` and hands a :class:`protocol.Telemetry` to a callback (the agent's
-``telemetry``). It never invents a signal: no sample is sent without a recent fix and
-without the body and odometer frames, and each skipped sample is counted with its reason.
-Speed comes from the vehicle bus (wheel speed) when present, else from GNSS.
+``telemetry``). It never invents a signal: no sample is sent without a recent fix, nor
+without recent bus signals that include the odometer and the ignition (the wire requires
+both), and each skipped sample is counted with its reason. Speed comes from the vehicle bus
+(wheel speed) when present, else from GNSS. An optional signal outside what the wire
+accepts (a cargo sensor reading 120 degC) is sent as unknown rather than losing the sample.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from edge.hardware.canbus import CanSignals
-from edge.hardware.gnss import Fix
+from edge.hardware.fix import Fix
 from protocol import Telemetry
 
 __all__ = ["FixSource", "HardwareReader", "SignalSource", "build_sample"]
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 MAX_FIX_AGE_S = 5.0
 MAX_SIGNAL_AGE_S = 5.0
+REQUIRED_SIGNALS = frozenset({"odometer_km", "ignition"})
+"""Bus signals a sample cannot go without (the wire has no "unknown" for them)."""
 
 
 class FixSource(Protocol):
@@ -51,12 +55,19 @@ def build_sample(at_ms: int, fix: Fix, signals: CanSignals) -> Telemetry:
         speed_kmh=round(min(max(speed, 0.0), 400.0), 2),
         heading_deg=round(fix.heading_deg or 0.0, 2) % 360.0,
         odometer_km=signals.odometer_km or 0.0,
-        fuel_pct=signals.fuel_pct,
-        charge_pct=signals.charge_pct,
+        fuel_pct=_within(signals.fuel_pct, 0.0, 100.0),
+        charge_pct=_within(signals.charge_pct, 0.0, 100.0),
         door_open=signals.door_open,
         ignition=bool(signals.ignition),
-        temperature_c=signals.temperature_c,
+        temperature_c=_within(signals.temperature_c, -60.0, 90.0),
     )
+
+
+def _within(value: float | None, low: float, high: float) -> float | None:
+    """An optional signal the wire accepts, or None (unknown) when it is out of range."""
+    if value is None or not low <= value <= high:
+        return None
+    return round(value, 3)
 
 
 class HardwareReader:
@@ -108,7 +119,7 @@ class HardwareReader:
             return None
         signals = self.can.signals()
         stale = time.monotonic() - signals.updated_at > self.max_signal_age_s
-        if stale or not {"body", "odometer"} <= signals.seen:
+        if stale or not signals.seen >= REQUIRED_SIGNALS:
             self.stats["no_signals"] += 1
             return None
         try:

@@ -5,6 +5,8 @@
                         ``{"broken": true}``, ``{"lat": .., "lon": ..}``, ``{"doors": 8}``
 ``POST /sim/modem``     ``{"online": false}`` holds the modem offline, ``true`` online,
                         ``null`` gives it back to the coverage map
+``POST /sim/gnss``      ``{"plugged": false}`` unplugs the GNSS receiver's serial line,
+                        ``true`` plugs it back (a pty rig only)
 
 Real gateways have no such API: it stands for the physical world around the van.
 """
@@ -43,5 +45,19 @@ def sim_router(rig: HardwareRig) -> APIRouter:
             raise HTTPException(422, 'expected {"online": true | false | null}')
         rig.modem.force(online)
         return rig.modem.stats()
+
+    @router.post("/gnss")
+    def set_gnss(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        port = rig.gnss_sim.serial if rig.gnss_sim is not None else None
+        if port is None:
+            raise HTTPException(409, "this gateway's GNSS is not on a serial line")
+        plugged = body.get("plugged")
+        if not isinstance(plugged, bool) or set(body) - {"plugged"}:
+            raise HTTPException(422, 'expected {"plugged": true | false}')
+        if plugged:
+            port.plug()
+        else:
+            port.unplug()
+        return {"plugged": port.plugged, "plugs": port.plugs, "device": port.device}
 
     return router

@@ -1,8 +1,11 @@
-"""A simulated GNSS receiver: NMEA 0183 sentences for a van's position, over TCP or a pipe.
+"""A simulated GNSS receiver: NMEA 0183 sentences for a van's position.
 
 Sentences are built with pynmea2 (valid checksums): GGA, RMC and VTG once per period, as a
-receiver at 1 Hz would send them. ``garbage_every`` slips in a corrupted line now and then,
-as a noisy serial line does, so the receiver's robustness is exercised in every run.
+receiver at 1 Hz would send them. They go out on a serial line (a pseudo-terminal behind a
+device path, :class:`PtySerialPort`), to TCP clients on 127.0.0.1 (a receiver's network
+port), and optionally to a pipe. ``garbage_every`` slips in a line with a bad checksum and
+a line of noise now and then, as a noisy serial line does, so the gateway's robustness is
+exercised in every run.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import pynmea2
 
 from firmware_sim.hardware.errors import SimSocketError
+from firmware_sim.hardware.serial_port import PtySerialPort
 
 __all__ = ["GnssSimulator", "GnssState", "nmea_sentences"]
 
@@ -74,10 +79,13 @@ def nmea_sentences(state: GnssState, talker: str = "GP") -> list[str]:
 
 
 class GnssSimulator:
-    """Serves NMEA for ``state()`` every ``period_s`` to TCP clients on 127.0.0.1 or a pipe.
+    """Serves NMEA for ``state()`` every ``period_s`` on a pty, to TCP clients, to a pipe.
 
-    ``port=0`` picks a free port (read ``.port`` after ``start``). ``pipe``: a binary file
-    (e.g. the write end of ``os.pipe()``) that receives the same lines.
+    ``port=0`` picks a free port (:attr:`address` is the gateway's ``tcp://`` spec).
+    ``serial_link``: a path where a pseudo-terminal appears as the receiver's device
+    (:attr:`serial_address` is the gateway's ``serial://`` spec; :attr:`serial` can unplug
+    and plug it). ``pipe``: a binary file (the write end of ``os.pipe()``) that receives
+    the same lines.
     """
 
     def __init__(
@@ -87,9 +95,11 @@ class GnssSimulator:
         period_s: float = 1.0,
         port: int = 0,
         pipe: BinaryIO | None = None,
+        serial_link: Path | None = None,
         garbage_every: int = 0,
     ) -> None:
         self.state = state
+        self.serial = PtySerialPort(serial_link) if serial_link is not None else None
         self.period_s = period_s
         self.pipe = pipe
         self.garbage_every = garbage_every
@@ -112,10 +122,19 @@ class GnssSimulator:
 
     @property
     def address(self) -> str:
-        """The receiver's source spec for this feed."""
+        """The gateway's GNSS spec for the TCP feed."""
         return f"tcp://127.0.0.1:{self.port}"
 
+    @property
+    def serial_address(self) -> str:
+        """The gateway's GNSS spec for the serial line."""
+        if self.serial is None:
+            raise SimSocketError("this GNSS simulator has no serial line")
+        return f"serial://{self.serial.link}?baud=9600"
+
     def start(self) -> None:
+        if self.serial is not None:
+            self.serial.plug()
         self._thread.start()
 
     def stop(self) -> None:
@@ -126,6 +145,8 @@ class GnssSimulator:
             c.close()
         self._clients.clear()
         self._server.close()
+        if self.serial is not None:
+            self.serial.close()
 
     def __enter__(self) -> GnssSimulator:
         self.start()
@@ -164,6 +185,8 @@ class GnssSimulator:
             lines = [bad, "\x00\xff#garbage~", *lines]
         payload = "".join(f"{line}\r\n" for line in lines).encode("ascii", errors="replace")
         self.sent += len(lines)
+        if self.serial is not None:
+            self.serial.write(payload)
         for conn in list(self._clients):
             try:
                 conn.sendall(payload)

@@ -24,6 +24,8 @@ __all__ = ["VanModel"]
 ARRIVED_KM = 0.015
 FUEL_PCT_PER_KM = 0.08
 CHARGE_PCT_PER_KM = 0.25
+COOLANT_C = 88.0
+"""A warm diesel's coolant, for the bus's engine temperature."""
 _SETTABLE = {
     "lat": float,
     "lon": float,
@@ -154,6 +156,7 @@ class VanModel:
             temp = self.temperature_c
             if temp is not None and self.doors:
                 temp = min(temp + 2.0, 90.0)  # warm air in while the cargo door is open
+            combustion = self.fuel_pct is not None
             return CanSignals(
                 speed_kmh=self.speed_kmh,
                 odometer_km=self.odometer_km,
@@ -162,6 +165,7 @@ class VanModel:
                 ignition=self.ignition,
                 doors=self.doors,
                 temperature_c=temp,
+                coolant_c=COOLANT_C if combustion and self.ignition else None,
             )
 
 
