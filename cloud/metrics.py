@@ -12,8 +12,8 @@ process (tests, benchmarks) never share a counter. What it holds:
   :class:`~cloud.ops.WebhookDispatcher`'s ``on_outcome`` is :meth:`CloudMetrics.webhook_outcome`);
 - the process's own (CPU, memory, file descriptors, garbage collection).
 
-Every label has a bounded set of values (a message kind, a solver, an exception class, an
-outcome, a device id). ``docs/operations.md`` ("Health and metrics") lists them.
+Every label has a bounded set of values (a message kind, a solver, an exception class, a
+webhook event type, a device id). ``docs/operations.md`` ("Health and metrics") lists them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from prometheus_client.core import (
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.utils import floatToGoString
 
 from cloud.ops import WebhookOutcome
 from protocol import RouteSequenceReport
@@ -77,9 +76,9 @@ class CloudMetrics:
         )
         self.webhook_failures = Counter(
             "wayline_webhook_failures_total",
-            "Webhook delivery attempts that failed: outcome 'retry' (it will be sent again) "
-            "or 'failed' (given up).",
-            ["outcome"],
+            "Webhook delivery attempts that failed, by event type: outcome 'retry' (it will be "
+            "sent again) or 'failed' (given up).",
+            ["event", "outcome"],
             registry=self.registry,
         )
 
@@ -99,10 +98,11 @@ class CloudMetrics:
         """The webhook dispatcher's ``on_outcome``: where a delivery stands after an attempt.
 
         ``failed`` is given up; ``pending`` with a reason failed and will be sent again."""
+        event = outcome.event_type or "unknown"
         if outcome.status == "failed":
-            self.webhook_failures.labels("failed").inc()
+            self.webhook_failures.labels(event, "failed").inc()
         elif outcome.status == "pending" and outcome.reason:
-            self.webhook_failures.labels("retry").inc()
+            self.webhook_failures.labels(event, "retry").inc()
 
 
 class _SyncCollector:
@@ -124,7 +124,7 @@ def _to_prometheus(family: Family) -> Metric:
         return HistogramMetricFamily(
             family.name,
             family.help,
-            buckets=[(floatToGoString(bound), n) for bound, n in h.buckets],
+            buckets=[(_le(bound), n) for bound, n in h.buckets],
             sum_value=h.sum,
         )
     kind = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
@@ -132,3 +132,8 @@ def _to_prometheus(family: Family) -> Metric:
     for value_label, value in family.samples:
         metric.add_metric([value_label] if family.label else [], value)
     return metric
+
+
+def _le(bound: float) -> str:
+    """A bucket's upper bound as the exposition writes it: ``0.05``, ``60.0``, ``+Inf``."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))

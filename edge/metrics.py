@@ -10,6 +10,7 @@ prometheus-client's global one, so several agents in one process keep apart.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.utils import floatToGoString
 
 from sync import SyncNode
 from sync.metrics import Family, sync_families
@@ -71,7 +71,7 @@ def _to_prometheus(family: Family) -> Metric:
         return HistogramMetricFamily(
             family.name,
             family.help,
-            buckets=[(floatToGoString(bound), n) for bound, n in h.buckets],
+            buckets=[(_le(bound), n) for bound, n in h.buckets],
             sum_value=h.sum,
         )
     kind = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
@@ -79,3 +79,8 @@ def _to_prometheus(family: Family) -> Metric:
     for value_label, value in family.samples:
         metric.add_metric([value_label] if family.label else [], value)
     return metric
+
+
+def _le(bound: float) -> str:
+    """A bucket's upper bound as the exposition writes it: ``0.05``, ``60.0``, ``+Inf``."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
