@@ -73,10 +73,15 @@ class Histogram:
         self._lock = threading.Lock()
 
     def observe(self, value: float) -> None:
-        i = bisect.bisect_left(self.bounds, value)
+        self.observe_many((value,))
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        """Several observations under one acquisition of the lock (a batch of messages)."""
+        bounds, counts = self.bounds, self._counts
         with self._lock:
-            self._counts[i] += 1
-            self._sum += value
+            for value in values:
+                counts[bisect.bisect_left(bounds, value)] += 1
+                self._sum += value
 
     def snapshot(self) -> HistogramSnapshot:
         with self._lock:
@@ -106,9 +111,11 @@ class SyncMetrics:
         """Count entries whose writes just committed."""
         now_ms = self.clock() * 1000
         kinds: Counter[str] = Counter()
+        lags = []
         for env in envelopes:
             kinds[env.kind] += 1
-            self.lag.observe(max(0.0, (now_ms - env.ts) / 1000))
+            lags.append(max(0.0, (now_ms - env.ts) / 1000))
+        self.lag.observe_many(lags)
         with self._lock:
             self._applied.update(kinds)
 
