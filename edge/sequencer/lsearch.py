@@ -34,7 +34,7 @@ exchanged, or a run of up to eight stops each moved to the cheapest place next t
 its near stops, three places from its own at least, whatever that costs (a ruin and
 recreate in small). Against the exchange alone, the mix brought the 200-stop days built
 from a poor order nearer the best routes found and cost the 100-stop van days 0.05-0.25
-points (the C file's ``KICK_KIND``; ``docs/performance.md``, session 9).
+points (the C file's ``KICK_KIND``; ``docs/performance.md``, *Re-sequencer (edge)*).
 
 After each kick and descent the route is kept if it is no costlier than the one kicked, or
 within ``ACCEPT`` (0.3 %) of the best route found so far (record-to-record): the search
@@ -81,7 +81,7 @@ half the day), then each free stop, the farthest first, where it adds the least 
 and makes no stop late. The driver's sweep on those days is hours late and the search from
 it did not recover in the time; the windows-first route is 8-205 % above the best known
 rather than thousands, and on eight van days of each size the search from it ended nearer
-the best found (``docs/performance.md``, session 10).
+the best found (``docs/performance.md``, *Re-sequencer (edge)*).
 
 :func:`compile_problem` gives the keyword arguments of ``_lsearch.cost``/``search`` for a
 problem; :func:`search` runs the search on stop positions.

@@ -13,8 +13,8 @@ from both starts. ``make_sequencer`` runs the compiled local search
 (:mod:`edge.sequencer.lsearch`) after the greedy's starts (built by the extension too, in
 well under a millisecond at 200 stops, so the search has nearly all of the time): it
 prices every move by the
-same simulation the answer is judged by, and beat the PyVRP portfolio (the default of
-session 2, still ``make_sequencer(solver="pyvrp")``) on the benchmark at the same answer
+same simulation the answer is judged by, and beat the PyVRP portfolio (the earlier
+default, still ``make_sequencer(solver="pyvrp")``) on the benchmark at the same answer
 times. PyVRP runs where the extension is not built; OR-Tools where PyVRP is not installed.
 
 Effort scales with size: the portfolio spends the budget or, where shorter, an aimed-for
