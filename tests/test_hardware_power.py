@@ -63,6 +63,11 @@ def test_power_cut_during_a_delivery_loses_nothing(
         state = wait_for(lambda: (s := gw.sim_state())["reader"]["samples"] >= 3 and s, timeout=20)
         assert state["gnss"]["bad_checksum"] + state["gnss"]["garbage"] > 0  # noise, skipped
         assert state["clock_error_s"] == pytest.approx(-40, abs=1)
+        assert state["gnss_via"] == "pty" and state["can"]["decoded"] > 0  # real inputs
+        gw.post("/sim/gnss", {"plugged": False})  # the receiver's cable comes out ...
+        wait_for(lambda: gw.sim_state()["gnss"]["state"] == "down", timeout=20)
+        gw.post("/sim/gnss", {"plugged": True})  # ... and goes back in
+        wait_for(lambda: gw.sim_state()["gnss"]["reconnects"] == 1, timeout=20)
         wait_for(lambda: gw.status()["pending_sync"] == 0, timeout=60, interval=0.1)
         top = gw.status()  # still answering before the key turns
         assert top["counts"] == {"delivered": 5}

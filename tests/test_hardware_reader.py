@@ -9,7 +9,8 @@ from typing import Literal
 
 import pytest
 
-from edge.hardware import CanSignals, Fix, HardwareReader, build_sample
+from edge.errors import SettingsError
+from edge.hardware import CanSignals, Fix, HardwareReader, HardwareSettings, build_sample
 from edge.vehicle import VehicleAgent, VehicleSettings
 from firmware_sim.hardware import DriftingClock, GnssVia, HardwareRig, VanModel
 from firmware_sim.world import SimClock
@@ -180,3 +181,17 @@ def test_van_drives_toward_a_target_in_simulated_time() -> None:
     assert van.step(600, target) is True
     with pytest.raises(ValueError, match="unknown van field"):
         van.update(warp_drive=True)
+
+
+@pytest.mark.parametrize(
+    "fields,field",
+    [
+        ({"can_profile": "j1708"}, "can_profile"),
+        ({"telemetry_interval_s": 0.0}, "telemetry_interval_s"),
+        ({"reconnect_min_s": 0.0}, "reconnect_min_s"),
+        ({"reconnect_min_s": 5.0, "reconnect_max_s": 1.0}, "reconnect_max_s"),
+    ],
+)
+def test_hardware_settings_name_the_field_they_refuse(fields: dict, field: str) -> None:
+    with pytest.raises(SettingsError, match=f"^hardware.{field}: "):
+        HardwareSettings(**fields)

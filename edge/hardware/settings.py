@@ -24,7 +24,10 @@ PROFILES = ("fms", "obd2")
 
 @dataclass(frozen=True, slots=True)
 class HardwareSettings:
-    """The gateway's inputs, as source strings the operator writes in the config file."""
+    """The gateway's inputs, as source strings the operator writes in the config file.
+
+    A refused value raises :class:`SettingsError` as ``hardware.FIELD: what is wrong``.
+    """
 
     gnss: str | None = None
     """GNSS source: ``serial:///dev/ttyACM0?baud=9600`` or a plain device path (NMEA over
@@ -65,8 +68,10 @@ class HardwareSettings:
                 f"hardware.can_profile: {self.can_profile!r} is not one of {', '.join(PROFILES)}"
             )
         if not 0.05 <= self.telemetry_interval_s <= 3600:
-            raise SettingsError("hardware.telemetry_interval_s must be between 0.05 and 3600 s")
-        if not 0 < self.reconnect_min_s <= self.reconnect_max_s <= 3600:
+            raise SettingsError("hardware.telemetry_interval_s: must be between 0.05 and 3600 s")
+        if not 0 < self.reconnect_min_s <= 3600:
+            raise SettingsError("hardware.reconnect_min_s: must be above 0 and at most 3600 s")
+        if not self.reconnect_min_s <= self.reconnect_max_s <= 3600:
             raise SettingsError(
-                "hardware.reconnect_min_s and reconnect_max_s need 0 < min <= max <= 3600 s"
+                "hardware.reconnect_max_s: must be at least reconnect_min_s and at most 3600 s"
             )
