@@ -16,6 +16,7 @@ import pytest
 from edge.errors import SettingsError
 from edge.hardware import (
     DEFAULT_FMS_DBC,
+    FMS_FIELDS,
     IGNORED,
     PIDS,
     CanBusError,
@@ -299,3 +300,10 @@ def test_fms_frames_from_another_process_decode_through_the_dbc() -> None:
     assert got.fuel_pct == pytest.approx(41.2, abs=0.4) and got.temperature_c == pytest.approx(3.5)
     assert got.ignition is True and got.doors == 0b0100 and got.coolant_c is None
     assert reader.stats["bad"] == 0 and reader.stats["unknown"] == 0
+
+
+def test_the_hardware_doc_lists_every_signal_and_pid() -> None:
+    doc = (REPO_ROOT / "docs" / "hardware.md").read_text()
+    missing = [f.signal for f in FMS_FIELDS if f.signal.rstrip("1234") not in doc]
+    missing += [f"0x{pid:02X}" for pid in PIDS if f"`0x{pid:02X}`" not in doc]
+    assert not missing, f"docs/hardware.md does not mention {missing}"
