@@ -48,7 +48,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     flags = {f.dest: getattr(args, f.dest) for f in AGENT_FLAGS[args.command] if f.setting}
     flags["log_format"] = args.log_format
     config = load(MODELS[args.command], flags, args.config)
-    configure_logging(args.verbose, config.log_format)  # type: ignore[attr-defined]
+    configure_logging(args.verbose, config.log_format)
 
     from wayline import agents
 

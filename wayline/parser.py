@@ -48,9 +48,9 @@ class Flag:
     setting: bool = True
     """False for flags that are not settings: the config file itself, and the simulated
     clock only the demo passes."""
-    type: Callable[[str], Any] | None = None
-    """How argparse converts a flag that is not a setting (settings are validated by
-    :mod:`wayline.settings`, which names the flag in its message)."""
+    type: Callable[[str], Any] = str
+    """How argparse converts the flag: only flags that are not settings convert (settings
+    are validated by :mod:`wayline.settings`, which names the flag in its message)."""
 
 
 _COMMON = (

@@ -54,11 +54,12 @@ class HttpServer:
         self._thread.join(timeout=10)
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, from now on."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    return stop
 
 
 def run_until_signal(
@@ -68,15 +69,17 @@ def run_until_signal(
     http: str | None,
 ) -> int:
     """Start an agent, serve ``app()`` on ``http`` (HOST:PORT) if given, and stop both on
-    SIGTERM or SIGINT (systemd stops a unit with SIGTERM)."""
+    SIGTERM or SIGINT (systemd stops a unit with SIGTERM). The signals are caught from
+    before the start: one that comes while the agent starts stops it as soon as it has."""
+    stopping = _stop_on_signal()
     start()
     server = None
     try:
-        if http is not None and app is not None:
+        if http is not None and app is not None and not stopping.is_set():
             server = HttpServer(app(), *parse_hostport(http))
             server.start()
             log.info("serving on %s", server.url)
-        _wait_for_signal()
+        stopping.wait()
     finally:
         if server is not None:
             server.stop()
