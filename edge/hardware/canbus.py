@@ -75,20 +75,6 @@ class CanSignals:
         return self.doors != 0
 
 
-SIGNAL_FIELDS = frozenset(
-    {
-        "speed_kmh",
-        "odometer_km",
-        "fuel_pct",
-        "charge_pct",
-        "ignition",
-        "doors",
-        "temperature_c",
-        "coolant_c",
-    }
-)
-
-
 class FrameDecoder(Protocol):
     """What the frames of one profile mean."""
 
@@ -156,16 +142,25 @@ def _option_value(value: str) -> int | float | bool | str:
 
 def open_bus(spec: str | CanSpec) -> can.BusABC:
     """The python-can bus a spec names; :class:`CanBusError` when it cannot be opened."""
-    import can
-
     parsed = parse_can_spec(spec)
     try:
-        return can.Bus(interface=parsed.interface, channel=parsed.channel, **dict(parsed.options))
+        return _bus(parsed)
+    except CanBusError as exc:
+        raise CanBusError(f"cannot open CAN bus {parsed.label}: {exc}") from exc
+
+
+def _bus(spec: CanSpec) -> can.BusABC:
+    """The bus, or :class:`CanBusError` with python-can's reason (the caller names the bus)."""
+    import can
+
+    try:
+        options: dict[str, Any] = dict(spec.options)
+        return can.Bus(interface=spec.interface, channel=spec.channel, **options)
     except (can.CanError, OSError, ValueError, TypeError, ImportError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if exc.__cause__ is not None and str(exc.__cause__):
             reason += f" ({exc.__cause__})"
-        raise CanBusError(f"cannot open CAN bus {parsed.label}: {reason[:200]}") from exc
+        raise CanBusError(reason[:200]) from exc
 
 
 class CanReader:
@@ -272,11 +267,9 @@ class CanReader:
         try:
             while not self._stop.is_set():
                 try:
-                    self.bus = open_bus(self.spec)
+                    self.bus = _bus(self.spec)
                 except CanBusError as exc:
-                    self.link.down(
-                        str(exc).removeprefix(f"cannot open CAN bus {self.spec.label}: ")
-                    )
+                    self.link.down(f"cannot open: {exc}")
                     if self.link.wait():
                         return
                     continue

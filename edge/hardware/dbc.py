@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import can
     import cantools.database
 
-__all__ = ["DEFAULT_FMS_DBC", "FMS_FIELDS", "DbcDecoder", "FieldSource", "load_dbc"]
+__all__ = ["DEFAULT_FMS_DBC", "FMS_FIELDS", "DbcDecoder", "FieldSource", "load_dbc", "pgn_of"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,14 @@ def load_dbc(path: Path) -> cantools.database.can.Database:
     return db
 
 
+def pgn_of(frame_id: int) -> int:
+    """The J1939 parameter group number of a 29-bit id: without priority and source
+    address, and without the destination address of a PDU1 (peer-to-peer) group."""
+    pf = (frame_id >> 16) & 0xFF
+    ps = (frame_id >> 8) & 0xFF
+    return ((frame_id >> 24) & 0x3) << 16 | pf << 8 | (ps if pf >= 0xF0 else 0)
+
+
 class DbcDecoder:
     """Decodes frames with a DBC and maps its signals onto the vehicle's signals."""
 
@@ -107,17 +115,14 @@ class DbcDecoder:
         name: str = "the DBC",
         fields: tuple[FieldSource, ...] = FMS_FIELDS,
     ) -> None:
-        from cantools.j1939 import pgn_from_frame_id
-
         self.db = db
         self.name = name
-        self._pgn_of = pgn_from_frame_id
         self._by_id: dict[tuple[int, bool], Any] = {}
         self._by_pgn: dict[int, Any] = {}
         for message in db.messages:
             self._by_id[(message.frame_id, message.is_extended_frame)] = message
             if message.is_extended_frame:
-                self._by_pgn.setdefault(pgn_from_frame_id(message.frame_id), message)
+                self._by_pgn.setdefault(pgn_of(message.frame_id), message)
         names = {s.name for m in db.messages for s in m.signals}
         self.fields = tuple(f for f in fields if f.signal in names)
         self._by_signal: dict[str, list[FieldSource]] = {}
@@ -134,7 +139,7 @@ class DbcDecoder:
     def decode(self, frame: can.Message) -> dict[str, Any] | None:
         message = self._by_id.get((frame.arbitration_id, frame.is_extended_id))
         if message is None and frame.is_extended_id:
-            message = self._by_pgn.get(self._pgn_of(frame.arbitration_id))
+            message = self._by_pgn.get(pgn_of(frame.arbitration_id))
         if message is None:
             return None
         data = bytes(frame.data)
@@ -149,7 +154,7 @@ class DbcDecoder:
             sources = self._by_signal.get(signal.name)
             if not sources or signal.name not in values:
                 continue
-            value = float(values[signal.name])  # type: ignore[arg-type]
+            value = float(values[signal.name])
             low, high = signal.minimum, signal.maximum
             available = (low is None or value >= low) and (high is None or value <= high)
             for source in sources:

@@ -140,11 +140,11 @@ class NmeaParser:
         return dt.datetime.combine(self._date, t.replace(tzinfo=None), tzinfo=dt.UTC)
 
 
-def _knots(value: object, default: float | None) -> float | None:
+def _knots(value: str | float | None, default: float | None) -> float | None:
     return round(float(value) * KNOTS_TO_KMH, 3) if value not in (None, "") else default
 
 
-def _course(value: object, default: float | None) -> float | None:
+def _course(value: str | float | None, default: float | None) -> float | None:
     return float(value) % 360.0 if value not in (None, "") else default
 
 

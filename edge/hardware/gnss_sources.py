@@ -73,10 +73,15 @@ class LineConnection(Protocol):
 class GnssSource(Protocol):
     """A GNSS source as configured: opened anew after every failure."""
 
-    label: str
-    """The source as the operator wrote it, for log lines."""
-    protocol: LineFormat
-    """What its lines are: NMEA sentences or gpsd JSON reports."""
+    @property
+    def label(self) -> str:
+        """The source as the operator wrote it, for log lines."""
+        ...
+
+    @property
+    def protocol(self) -> LineFormat:
+        """What its lines are: NMEA sentences or gpsd JSON reports."""
+        ...
 
     def open(self) -> LineConnection: ...
 

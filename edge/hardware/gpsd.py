@@ -53,16 +53,19 @@ class GpsdParser:
         try:
             report = json.loads(line)
         except ValueError:
-            return self._garbage(line)
+            self._garbage(line)
+            return None
         if not isinstance(report, dict) or not isinstance(report.get("class"), str):
-            return self._garbage(line)
+            self._garbage(line)
+            return None
         self.stats["sentences"] += 1
         kind = report["class"]
         if kind == "TPV":
             try:
                 return self._tpv(report)
             except (TypeError, ValueError):
-                return self._garbage(line)
+                self._garbage(line)
+                return None
         if kind == "SKY":
             used = report.get("uSat")
             if isinstance(used, int) and not isinstance(used, bool) and 0 <= used <= 255:
@@ -74,7 +77,6 @@ class GpsdParser:
     def _garbage(self, line: str) -> None:
         self.stats["garbage"] += 1
         log.debug("garbage gpsd line %r", line[:60])
-        return None
 
     def _tpv(self, tpv: dict[str, Any]) -> Fix | None:
         mode = tpv.get("mode", 0)
