@@ -82,6 +82,7 @@ class SimulatedGateway:
         garbage_every: int = 0,
         gnss_via: GnssVia = "pty",
         can_profile: Literal["fms", "obd2"] = "fms",
+        workdir: Path | None = None,
     ) -> None:
         self.rig = HardwareRig(
             van,
@@ -91,6 +92,7 @@ class SimulatedGateway:
             period_s=period_s,
             gnss_via=gnss_via,
             can_profile=can_profile,
+            workdir=workdir,
             clock_offset_s=clock_offset_s,
             clock_skew_ppm=clock_skew_ppm,
             garbage_every=garbage_every,
@@ -130,6 +132,13 @@ class SimulatedGateway:
         self.driver.stop()
         self.agent.stop()
         self.rig.stop()
+
+
+def _hardware_dir(db: Path) -> Path:
+    """Beside the store: where the receiver's device link lives, kept across power cuts."""
+    path = db.with_name(db.name + ".hw")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _latlon(value: str) -> tuple[float, float]:
@@ -194,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             garbage_every=a.garbage_every,
             gnss_via=a.gnss_via,
             can_profile=a.can_profile,
+            workdir=_hardware_dir(Path(a.db)),
         )
-    except (ValueError, EdgeError, SimHardwareError) as exc:  # settings and bad options
+    except (OSError, ValueError, EdgeError, SimHardwareError) as exc:  # settings, bad options
         print(f"firmware_sim.gateway: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
