@@ -262,12 +262,18 @@ def vehicle_settings(config: VehicleConfig) -> VehicleSettings:
 def run_vehicle(config: VehicleConfig) -> int:
     """A van's agent, and the driver's tablet when ``http`` is set, until SIGTERM."""
     settings = vehicle_settings(config)
-    from edge.tablet_api import create_tablet_app
     from edge.vehicle import VehicleAgent
 
     agent = VehicleAgent(settings)
     log.info("vehicle %s: store %s, broker %s", config.id, config.db, settings.broker.url)  # type: ignore[union-attr]
-    return run_until_signal(agent.start, agent.stop, lambda: create_tablet_app(agent), config.http)
+    return run_until_signal(agent.start, agent.stop, lambda: _tablet(agent), config.http)
+
+
+def _tablet(agent: Any) -> Any:
+    """The driver's tablet app (FastAPI loads only when it is served)."""
+    from edge.tablet_api import create_tablet_app
+
+    return create_tablet_app(agent)
 
 
 # --- depot --------------------------------------------------------------------------------
@@ -294,10 +300,14 @@ def run_depot(config: DepotConfig) -> int:
     """A depot's agent, and the sorter's terminal when ``http`` is set, until SIGTERM."""
     settings = depot_settings(config)
     from edge.depot import DepotAgent
-    from edge.depot.web import create_terminal_app
 
     agent = DepotAgent(settings)
     log.info("depot %s: store %s, broker %s", config.id, config.db, settings.broker.url)  # type: ignore[union-attr]
-    return run_until_signal(
-        agent.start, agent.stop, lambda: create_terminal_app(agent), config.http
-    )
+    return run_until_signal(agent.start, agent.stop, lambda: _terminal(agent), config.http)
+
+
+def _terminal(agent: Any) -> Any:
+    """The sorter's terminal app (FastAPI loads only when it is served)."""
+    from edge.depot.web import create_terminal_app
+
+    return create_terminal_app(agent)

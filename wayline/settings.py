@@ -72,6 +72,9 @@ CONFIG_VAR = "WAYLINE_CONFIG"
 #: The largest payload a setting may allow: the broker's ``max_packet_size`` in deploy/.
 MAX_PAYLOAD_CEILING = 1024 * 1024
 
+#: What ``cloud.ops.hash_password`` makes: ``scrypt$<salt hex>$<digest hex>``.
+_SCRYPT_HASH = re.compile(r"scrypt\$[0-9a-f]{32}\$[0-9a-f]{64}")
+
 _TOML_FILE: ContextVar[Path | None] = ContextVar("wayline_toml_file", default=None)
 
 
@@ -183,13 +186,21 @@ class DashboardUserConfig(BaseModel):
 
     name: str = Field(min_length=1, max_length=64, description="login name")
     password_hash: str = Field(
-        pattern=r"^scrypt\$[0-9a-f]{32}\$[0-9a-f]{64}$",
-        description="scrypt hash of the password (`wayline admin`), never the password",
+        description="scrypt hash (`wayline admin hash-password`), never the password"
     )
     roles: tuple[Literal["ops", "viewer", "integration", "carrier"], ...] = Field(
         ("viewer",), min_length=1, description="what the user may do"
     )
     carrier_id: str | None = Field(None, description="the carrier a carrier user sees")
+
+    @field_validator("password_hash")
+    @classmethod
+    def _a_hash(cls, value: str) -> str:
+        if not _SCRYPT_HASH.fullmatch(value):
+            raise ValueError(
+                "must be the scrypt hash `wayline admin hash-password` prints, never a password"
+            )
+        return value
 
 
 class CloudConfig(AgentConfig):
@@ -399,15 +410,16 @@ def _describe(exc: ValidationError, model: type[AgentConfig], origins: Origins) 
     if inner:
         place += " (" + ".".join(inner) + ")"
     shown = first.get("input")
-    got = "" if isinstance(shown, dict | list | tuple) or shown is None else f" (got {shown!r:.60})"
-    if name in _SECRETS:
-        got = ""
-    return f"{place}: {message}{got}{more}"
+    hidden = _is_secret(model, name) or "password_hash" in inner
+    if hidden or shown is None or isinstance(shown, dict | list | tuple):
+        return f"{place}: {message}{more}"
+    return f"{place}: {message} (got {shown!r:.60}){more}"
 
 
-_SECRETS = frozenset(
-    {"broker_password", "session_secret", "token_pepper", "webhook_secret", "smtp_password"}
-)
+def _is_secret(model: type[AgentConfig], name: str) -> bool:
+    """Whether setting ``name`` holds a secret, whose value no message may show."""
+    field = model.model_fields.get(name)
+    return field is not None and "SecretStr" in str(field.annotation)
 
 
 def _describe_source(exc: SourceError) -> str:
