@@ -23,9 +23,8 @@ from wayline.settings import (
     DashboardUserConfig,
     DepotConfig,
     VehicleConfig,
-    env_var,
-    load,
 )
+from wayline.sources import env_var, load
 
 ROOT = Path(__file__).resolve().parents[1]
 HASH = "scrypt$" + "ab" * 16 + "$" + "cd" * 32

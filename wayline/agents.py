@@ -1,5 +1,5 @@
 """The three agents as ``wayline`` runs them: the library's settings built from a command's
-config (:mod:`wayline.settings`), the agent, its web app, until SIGTERM.
+config (:mod:`wayline.settings`, :mod:`wayline.sources`), the agent, its web app, until SIGTERM.
 
 Each ``*_settings`` function imports only its own side: ``wayline vehicle`` and ``wayline
 depot`` load the edge and the sync layer, never the coordinator. A value the library refuses
@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from wayline.errors import ConfigError
 from wayline.serve import run_until_signal
-from wayline.settings import AgentConfig, CloudConfig, ConfigError, DepotConfig, VehicleConfig
+from wayline.settings import AgentConfig, CloudConfig, DepotConfig, VehicleConfig
 
 if TYPE_CHECKING:
     from cloud import CloudSettings

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_agent(args: argparse.Namespace) -> int:
     """cloud, vehicle, depot: settings from flags, environment and file, then the agent."""
-    from wayline.settings import MODELS, load
+    from wayline.settings import MODELS
+    from wayline.sources import load
 
     flags = {f.dest: getattr(args, f.dest) for f in AGENT_FLAGS[args.command] if f.setting}
     flags["log_format"] = args.log_format
