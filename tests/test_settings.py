@@ -185,7 +185,7 @@ def test_a_bad_secret_is_named_but_never_shown(tmp_path: Path) -> None:
     assert "123456789" not in str(err.value)
 
 
-def test_http_and_at_are_checked(tmp_path: Path) -> None:
+def test_http_and_at_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match=r"^--http: .*HOST:PORT"):
         vehicle(tmp_path, http="8080")
     depot = {"id": "d-1", "broker": "mqtt://x", "db": "d.db"}
@@ -196,6 +196,8 @@ def test_http_and_at_are_checked(tmp_path: Path) -> None:
         load(DepotConfig, depot | {"at": "95,4"})
     path = toml(tmp_path, 'id = "d-1"\nbroker = "mqtt://x"\ndb = "d.db"\nat = [52.0, 5.0]\n')
     assert load(DepotConfig, {}, path).at == (52.0, 5.0)
+    monkeypatch.setenv("WAYLINE_AT", "51.5,-0.12")
+    assert load(DepotConfig, {}, path).at == (51.5, -0.12)
 
 
 def test_a_file_setting_must_name_an_existing_file(tmp_path: Path) -> None:
@@ -496,7 +498,8 @@ def documented_settings() -> list[tuple[str, str, str | None, set[str]]]:
 
 
 @pytest.mark.parametrize(
-    ("key", "env", "flag", "commands"), documented_settings(), ids=lambda x: str(x)
+    ("key", "env", "flag", "commands"),
+    [pytest.param(*row, id=row[0]) for row in documented_settings()],
 )
 def test_every_setting_is_in_the_table(
     key: str, env: str, flag: str | None, commands: set[str]
