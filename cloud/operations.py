@@ -18,13 +18,11 @@ Nothing here ever runs inside ingest except the writes to the store.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,21 +81,17 @@ class OperationsSettings:
     dashboard_users: tuple[DashboardUser, ...] = ()
     open_in_development: bool = True
     tick_s: float = 1.0
-    webhook_timeout_s: float = field(default_factory=lambda: _env_float("WEBHOOK_TIMEOUT_S", 5.0))
-    """Seconds to wait for a receiver's answer (``WAYLINE_WEBHOOK_TIMEOUT_S``)."""
-    webhook_max_attempts: int = field(default_factory=lambda: _env_int("WEBHOOK_MAX_ATTEMPTS", 18))
-    """Attempts before a delivery is ``failed`` (``WAYLINE_WEBHOOK_MAX_ATTEMPTS``)."""
-    webhook_backoff_base_s: float = field(
-        default_factory=lambda: _env_float("WEBHOOK_BACKOFF_BASE_S", 5.0)
-    )
-    """The wait after the first failed attempt, doubled after each next one
-    (``WAYLINE_WEBHOOK_BACKOFF_BASE_S``); with the defaults, retries span about 1.5 days."""
-    webhook_backoff_max_s: float = field(
-        default_factory=lambda: _env_float("WEBHOOK_BACKOFF_MAX_S", 6 * 3600.0)
-    )
-    """The longest wait between two attempts (``WAYLINE_WEBHOOK_BACKOFF_MAX_S``)."""
-    webhook_workers: int = field(default_factory=lambda: _env_int("WEBHOOK_WORKERS", 4))
-    """Threads sending webhooks (``WAYLINE_WEBHOOK_WORKERS``)."""
+    webhook_timeout_s: float = 5.0
+    """Seconds to wait for a receiver's answer."""
+    webhook_max_attempts: int = 18
+    """Attempts before a delivery is ``failed``."""
+    webhook_backoff_base_s: float = 5.0
+    """The wait after the first failed attempt, doubled after each next one; with the
+    defaults, retries span about 1.5 days."""
+    webhook_backoff_max_s: float = 6 * 3600.0
+    """The longest wait between two attempts."""
+    webhook_workers: int = 4
+    """Threads sending webhooks."""
     webhook_keep_delivered_days: float = 30.0
     """Delivered webhooks are forgotten after this many days (failed ones are kept)."""
 
@@ -108,28 +102,6 @@ class OperationsSettings:
         for name in ("webhook_max_attempts", "webhook_workers"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)!r}")
-
-
-def _env_float(name: str, default: float) -> float:
-    """``WAYLINE_<name>`` as a number, else the default: the webhook timings a deployment
-    (or a test's coordinator process) sets without code."""
-    return float(_env(name, default, float, "a number"))
-
-
-def _env_int(name: str, default: int) -> int:
-    """``WAYLINE_<name>`` as a whole number, else the default."""
-    return int(_env(name, default, int, "a whole number"))
-
-
-def _env(name: str, default: float, kind: Callable[[str], float], what: str) -> float:
-    var = f"WAYLINE_{name}"
-    raw = os.environ.get(var)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return kind(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{var} must be {what}, not {raw!r}") from None
 
 
 def resolve_ops_settings(settings: OperationsSettings) -> OpsSettings:

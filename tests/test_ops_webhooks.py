@@ -445,18 +445,22 @@ def test_a_failed_delivery_can_be_sent_again(receivers, db: CloudStore) -> None:
 
 
 def test_webhook_timings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wayline.agents import cloud_settings
+    from wayline.errors import ConfigError
+    from wayline.settings import CloudConfig
+    from wayline.sources import load
+
+    flags = {"broker": "mqtt://127.0.0.1", "db": "c.db", "env": "development"}
     assert OperationsSettings().webhook_max_attempts == 18
     monkeypatch.setenv("WAYLINE_WEBHOOK_BACKOFF_BASE_S", "0.5")
     monkeypatch.setenv("WAYLINE_WEBHOOK_MAX_ATTEMPTS", "3")
-    settings = OperationsSettings()
+    settings = cloud_settings(load(CloudConfig, flags)).operations
     assert settings.webhook_backoff_base_s == 0.5 and settings.webhook_max_attempts == 3
-    assert OperationsSettings(webhook_max_attempts=7).webhook_max_attempts == 7
     monkeypatch.setenv("WAYLINE_WEBHOOK_MAX_ATTEMPTS", "many")
-    with pytest.raises(SettingsError, match="WAYLINE_WEBHOOK_MAX_ATTEMPTS must be a whole"):
-        OperationsSettings()
-    monkeypatch.setenv("WAYLINE_WEBHOOK_MAX_ATTEMPTS", "0")
+    with pytest.raises(ConfigError, match="WAYLINE_WEBHOOK_MAX_ATTEMPTS"):
+        load(CloudConfig, flags)
     with pytest.raises(SettingsError, match="webhook_max_attempts must be at least 1"):
-        OperationsSettings()
+        OperationsSettings(webhook_max_attempts=0)
 
 
 # --- the webhook notification channel -----------------------------------------------------

@@ -300,7 +300,8 @@ def test_the_cloud_defaults_keep_the_librarys(tmp_path: Path) -> None:
     )
     assert s.dispatch == DispatchSettings()
     assert s.rebalance_interval_s == 30.0  # the command's own default: triggers are worked
-    assert s.morning == MorningSettings()
+    # and so is the morning plan: a coordinator plans each depot's day by itself
+    assert s.morning == MorningSettings(tick_s=60.0)
     library = OperationsSettings()
     for name in ("lateness_threshold_s", "webhook_max_attempts", "webhook_backoff_max_s"):
         assert getattr(s.operations, name) == getattr(library, name)

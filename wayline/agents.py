@@ -178,6 +178,7 @@ def cloud_settings(config: CloudConfig) -> CloudSettings:
                 webhook_max_attempts="webhook_max_attempts",
                 webhook_backoff_base_s="webhook_backoff_base_s",
                 webhook_backoff_max_s="webhook_backoff_max_s",
+                webhook_workers="webhook_workers",
             ),
         )
     with _refused_as(config, "cutoff", ValueError):

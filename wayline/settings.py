@@ -156,7 +156,7 @@ class CloudConfig(AgentConfig):
     cutoff: str = Field(
         "06:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="morning plan cut-off"
     )
-    morning_every: float = Field(0.0, ge=0, le=3600, description="look for cut-offs every S s")
+    morning_every: float = Field(60.0, ge=0, le=3600, description="look for cut-offs every S s")
     eta_threshold_min: float = Field(15.0, gt=0, description="ETA shift that tells a customer")
     quiet_start_hour: int = Field(21, ge=0, le=23, description="no notifications from this hour")
     quiet_end_hour: int = Field(7, ge=0, le=23, description="... until this hour")
@@ -173,6 +173,7 @@ class CloudConfig(AgentConfig):
     webhook_max_attempts: int = Field(18, ge=1, le=100, description="tries per webhook event")
     webhook_backoff_base_s: float = Field(5.0, gt=0, description="wait after a first failure")
     webhook_backoff_max_s: float = Field(6 * 3600.0, gt=0, description="longest wait")
+    webhook_workers: int = Field(4, ge=1, le=64, description="threads sending webhooks")
     dashboard_users: tuple[DashboardUserConfig, ...] = Field((), description="dashboard logins")
 
     @field_validator("timezone")

@@ -1,6 +1,7 @@
 """CAN frames decoded with a DBC file (cantools): the FMS profile for trucks.
 
-The shipped ``deploy/fms.dbc`` describes the FMS-standard J1939 broadcasts a truck's FMS
+The shipped ``fms.dbc`` (beside this module, so that every install has it; ``deploy/fms.dbc``
+points to it) describes the FMS-standard J1939 broadcasts a truck's FMS
 gateway puts on the bus. Frames are matched by their J1939 parameter group number (PGN),
 not by their whole 29-bit id: priority and source address differ from one vehicle to the
 next (CCVS may come from the engine or from the tachograph), the PGN does not. A frame
@@ -43,7 +44,7 @@ __all__ = ["DEFAULT_FMS_DBC", "FMS_FIELDS", "DbcDecoder", "FieldSource", "load_d
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FMS_DBC = Path(__file__).resolve().parents[2] / "deploy" / "fms.dbc"
+DEFAULT_FMS_DBC = Path(__file__).resolve().parent / "fms.dbc"
 """The FMS DBC shipped in the repository's ``deploy/``."""
 IGNITION_MIN_V = 6.0
 """Key-switch potential from which the ignition counts as on (12 V and 24 V systems)."""

@@ -103,6 +103,8 @@ class DayProcesses:
         argv = [
             "cloud", "--broker", str(self.broker_url), "--db", str(self.work / "cloud.db"),
             "--http", f"127.0.0.1:{port}", "--rebalance-every", str(REBALANCE_EVERY_S),
+            # The day's morning plan is asked for by the runner, at the hour it chooses.
+            "--morning-every", "0",
             "--sim-start", repr(self.clock.start), "--sim-anchor", repr(self.clock.real_start),
             "--speed", repr(self.clock.speed), "--plan-iterations", "200",
             "--plan-time-limit", "5",
