@@ -618,19 +618,37 @@ def test_the_descent_rule_follows_the_days_windows() -> None:
     assert lsearch.window_share(empty) == 1.0
 
 
+_Call = tuple[list[int], int, float, float, int, int, list[int], tuple[int, int]]
+
+
+class _Calls(list[_Call]):
+    """The spy's record. ``clear()`` starts a new solve: a search still running from the
+    one before (a thread past its share of the time, which the solve no longer waits for)
+    is not recorded as the new solve's."""
+
+    generation = 0
+
+    def clear(self) -> None:
+        self.generation += 1
+        super().clear()
+
+
 def _spy_on_search(
     monkeypatch: pytest.MonkeyPatch, before: Callable[[], object] | None = None
-) -> list[tuple[list[int], int, float, float, int, int, list[int], tuple[int, int]]]:
+) -> _Calls:
     """Record each call of the compiled search: start, rule, time limit, cost found,
     neighbours, seed, route found, or-opt's longest segments (first descent, after kicks).
     ``before`` runs first in each call."""
-    calls: list[tuple[list[int], int, float, float, int, int, list[int], tuple[int, int]]] = []
+    calls = _Calls()
     real = lsearch.search
 
     def spy(args, route, fixed, seed, time_limit_s, *a, **kw):  # type: ignore[no-untyped-def]
+        generation = calls.generation
         if before is not None:
             before()
         out = real(args, route, fixed, seed, time_limit_s, *a, **kw)
+        if calls.generation != generation:
+            return out
         calls.append(
             (
                 list(route),
