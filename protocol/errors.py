@@ -9,7 +9,8 @@ Every way a payload or a topic can be refused is one of these, so a receiver cat
     ├── VersionError         a schema version this receiver does not speak
     ├── UnknownKindError     a message kind this receiver does not know
     ├── SchemaError          a known kind whose fields have wrong types or values
-    └── TopicError           a topic outside ``wayline/v1/{device}/up|down|state``
+    ├── TopicError           a topic outside ``wayline/v1/{device}/up|down|state``
+    └── SourceError          an envelope whose ``src`` is not the device of its topic
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "OversizeError",
     "ProtocolError",
     "SchemaError",
+    "SourceError",
     "TopicError",
     "UnknownKindError",
     "VersionError",
@@ -69,3 +71,9 @@ class TopicError(ProtocolError):
     """A topic that is not one of Wayline's, or a device id that cannot be in one."""
 
     reason = "topic"
+
+
+class SourceError(ProtocolError):
+    """An envelope whose ``src`` is not the device its topic belongs to (a forged sender)."""
+
+    reason = "src_mismatch"

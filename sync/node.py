@@ -27,13 +27,14 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 from protocol import (
     DeviceState,
     Envelope,
     ProtocolError,
+    SourceError,
     decode,
     down_topic,
     encode,
@@ -54,6 +55,10 @@ __all__ = ["Handler", "Rejected", "SyncNode", "SyncSettings", "Tx"]
 log = logging.getLogger(__name__)
 
 Role = Literal["device", "hub"]
+Admission = Callable[[Tx, str, Envelope], str | None]
+"""Asked of every received message before the stream sees it (the hub's device registry):
+a short reason refuses it, counted as ``rejected_<reason>``; its clock is not merged, it is
+neither applied nor acked, and the sender's state is untouched."""
 _CONNECTED = "\x00connected"
 _WAKE = "\x00wake"
 
@@ -72,8 +77,10 @@ class SyncNode(Sending):
         settings: SyncSettings | None = None,
         hub_id: str = "cloud",
         device_role: Literal["vehicle", "depot", "cloud"] = "vehicle",
+        admit: Admission | None = None,
     ) -> None:
         self.node_id = node_id
+        self._admit = admit
         self.role = role
         self.store = store
         self.handler = handler
@@ -228,8 +235,10 @@ class SyncNode(Sending):
             if expected is None or env.src != expected:
                 raise ProtocolError(f"message from {env.src!r} on {topic} is not for this device")
             return expected
-        if t.direction == "down" or env.src != t.device:
-            raise ProtocolError(f"envelope src {env.src!r} differs from the topic's device")
+        if t.direction == "down":
+            raise ProtocolError(f"message on {topic} is a downlink, not for the hub")
+        if env.src != t.device:
+            raise SourceError(f"envelope src {env.src!r} differs from the topic's device")
         return t.device
 
     # -- the worker ------------------------------------------------------------------------
@@ -318,6 +327,9 @@ class SyncNode(Sending):
             for peer, env, payload in items:
                 if peer == _CONNECTED:
                     went_online.update(self._acked)
+                    continue
+                if self._admit is not None and (why := self._admit(tx, peer, env)):
+                    counts[f"rejected_{why}"] += 1  # not merged, applied nor acked
                     continue
                 lc = max(lc, env.lc) + 1
                 kind = env.kind

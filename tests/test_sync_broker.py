@@ -246,7 +246,7 @@ def test_bad_input_is_counted_and_the_hub_keeps_going(mosquitto: MosquittoBroker
         raw.disconnect()
         raw.loop_stop()
     s = hub.stats
-    for reason in ("malformed", "schema", "unknown_kind", "version", "protocol", "oversize"):
+    for reason in ("malformed", "schema", "unknown_kind", "version", "src_mismatch", "oversize"):
         assert s[f"rejected_{reason}"] >= 1, (reason, dict(s))
     assert s["duplicates"] >= 1
     assert s["gaps"] >= 1
