@@ -4,7 +4,9 @@ It applies what devices report (exactly once, in order, each write committed wit
 stream cursor), keeps the fleet's state, and sends route plans down as new versions.
 Planning and rebalancing (:mod:`cloud.dispatch`), the morning plan at each depot's cut-off
 (:mod:`cloud.morning`), conflict repair at ingest (:mod:`cloud.repair`) and the decision
-record (:mod:`cloud.decisions`) hang off it.
+record (:mod:`cloud.decisions`) hang off it. Every message passes the device registry first
+(:mod:`cloud.device_registry`): an unknown device, a role the registry does not give, or a
+kind the sender's role never sends is refused before anything is stored.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cloud.device_registry import DevicePolicy, DeviceRegistry
 from cloud.dispatch import Dispatcher, DispatchSettings
 from cloud.errors import ConflictError
 from cloud.metrics import CloudMetrics
@@ -60,6 +63,11 @@ class CloudSettings:
     morning: MorningSettings = field(default_factory=MorningSettings)
     """Depots' default zone and cut-off, and how often the morning schedule looks
     (:mod:`cloud.morning`)."""
+    device_policy: DevicePolicy = "open"
+    """``registered``: only devices in the registry (``wayline admin add-device``) or the
+    network model may sync; ``open``: any other device is taken as what it first announces.
+    ``wayline cloud`` defaults to ``registered``; ``open`` is for development and tests that
+    start devices no one declared (:mod:`cloud.device_registry`)."""
 
 
 class Coordinator:
@@ -73,6 +81,9 @@ class Coordinator:
         self.db.set_depot_defaults(
             settings.morning.default_timezone, settings.morning.default_cutoff
         )
+        self.registry = DeviceRegistry(
+            self.db, policy=settings.device_policy, hub_id=HUB_ID, on_state=self.on_state
+        )
         self.node = SyncNode(
             node_id=HUB_ID,
             role="hub",
@@ -80,6 +91,7 @@ class Coordinator:
             handler=self,
             broker=settings.broker,
             settings=settings.sync,
+            admit=self.registry.admit,
         )
         self.metrics = CloudMetrics(self.node)
         self.dispatch = Dispatcher(self, settings.dispatch)
@@ -91,6 +103,7 @@ class Coordinator:
 
     def start(self) -> None:
         self.node.start()
+        self.registry.start(self.node.transaction)
         self.operations.start()
         if self.settings.rebalance_interval_s is not None:
             self._worker = threading.Thread(
@@ -105,6 +118,7 @@ class Coordinator:
         if self._worker is not None:
             self._worker.join(timeout=120)
         self.operations.stop()
+        self.registry.stop()
         self.node.stop()
         self.store.close()
 
@@ -123,12 +137,17 @@ class Coordinator:
     # -- sync handler --------------------------------------------------------------------
 
     def apply(self, tx: Tx, peer: str, envelope: Envelope) -> None:
+        self.registry.check_kind(tx, peer, envelope)
         if isinstance(envelope, TelemetryEnvelope):
             tx.buffer(TelemetryBuffer).add(peer, envelope, tx.payload)
             return
         tx.flush()  # what follows may read positions and the log
         conn = tx.conn
         if isinstance(envelope, StopEventEnvelope):
+            if self.repairs.on_foreign_stop(tx, peer, envelope.body):
+                # Received and handled (acked), but not a fact: a person looks at it.
+                self.db.log_event(conn, peer, envelope.seq, envelope, tx.payload)
+                return
             new = self.db.record_stop_event(conn, peer, envelope.body)
             self.repairs.on_stop_event(tx, peer, envelope.body, new)
         elif isinstance(envelope, RouteSequenceEnvelope):
@@ -184,9 +203,15 @@ class Coordinator:
             emit_plan(self.db, tx, placed, self.now_ms())
 
     def on_state(self, tx: Tx, peer: str, envelope: DeviceStateEnvelope) -> None:
+        """A device's presence, stored with the registry's role for it (its own word only
+        for a device first seen under the ``open`` policy)."""
+        device = self.registry.lookup(peer, tx.conn)
+        state = envelope.body
+        if device is not None and state.role != device.role:
+            state = state.model_copy(update={"role": device.role})
         first = not self.db.known_device(peer, tx.conn)
-        self.db.set_state(tx.conn, peer, envelope.body)
-        if first and envelope.body.role == "depot" and envelope.body.status == "online":
+        self.db.set_state(tx.conn, peer, state)
+        if first and state.role == "depot" and state.status == "online":
             # A sorter seen for the first time gets today's plans; later ones come as sent.
             for plan in self.db.current_plans(tx.conn):
                 tx.emit(peer, plan)

@@ -6,6 +6,11 @@ commit together, exactly once. Only orders the coordinator knows (taken in throu
 are repaired; plans sent directly through ``/v1/routes`` are left as they are. The rules
 themselves are pure (:mod:`cloud.rules`) so each decision replays.
 
+A final stop event for a stop its vehicle never held (not assigned to it, in none of its plan
+versions, none of its parcels loaded onto it) is not a fact: :meth:`Repairs.on_foreign_stop`
+raises a ``foreign_stop_event`` exception for a person, with what the vehicle claims and who
+holds the order, and the order, its stop facts and its assignment stay as they are.
+
 Also queued here: a ``late`` trigger when a van's sequence report predicts a stop late by
 ``late_threshold_s`` or more, and a ``breakdown`` when a vehicle reports one (an exception of
 category ``breakdown``).
@@ -17,6 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from cloud.decisions import record
+from cloud.ops import ExceptionClass, Incident
 from cloud.route_plans import emit_plan, without_stop
 from cloud.rules import RULES
 from cloud.store import FINAL
@@ -86,6 +92,58 @@ class Repairs:
             e.route_id, e.plan_version, 0, None, did, now,
         )  # fmt: skip
         log.info("%s: %s by %s while planned on %s", e.stop_id, e.type, peer, a["vehicle_id"])
+
+    def on_foreign_stop(self, tx: Tx, peer: str, e: StopEvent) -> bool:
+        """True when ``peer`` never held the stop it reports final: the claim then becomes
+        an exception for a person and nothing of the order changes. A stop the coordinator
+        knows nothing of (no order, in no plan) is not judged here."""
+        if e.type not in FINAL:
+            return False
+        conn = tx.conn
+        if self.db.ever_held(peer, e.stop_id, conn):
+            return False
+        order = self.db.order(e.stop_id, conn)
+        planned = self.db.planned_on(e.stop_id, conn)
+        if order is None and not planned:
+            return False
+        a = self.db.assignment(e.stop_id, conn) if order is not None else None
+        holder = a["vehicle_id"] if a else (planned[0]["vehicle_id"] if planned else None)
+        fact = self.db.stop_fact(e.stop_id, conn)
+        claim = {
+            "claimed_type": e.type, "claimed_event_id": e.event_id, "claimed_at": e.at,
+            "claimed_route_id": e.route_id, "claimed_plan_version": e.plan_version,
+            "claimed_reason": e.reason, "claimed_recipient": e.proof.recipient_name
+            if e.proof else None, "claimed_lat": e.lat, "claimed_lon": e.lon,
+        }  # fmt: skip
+        held = {
+            "held_by": holder,
+            "held_route_id": a["route_id"] if a else (planned[0]["route_id"] if planned else None),
+            "held_since_version": a["since_version"] if a else None,
+            "order_status": order["status"] if order else None,
+            "fact_status": fact["status"] if fact else None,
+            "fact_by": fact["vehicle_id"] if fact else None,
+        }
+        who = f"held by {holder}" if holder else "held by no vehicle"
+        incident = Incident(
+            incident_id=f"foreign-{peer}-{e.event_id}",
+            cls=ExceptionClass.FOREIGN_STOP_EVENT,
+            at_ms=self.c.now_ms(),
+            category=ExceptionClass.FOREIGN_STOP_EVENT.value,
+            severity="critical",
+            detail=f"{peer} reports stop {e.stop_id} {e.type}, but never held it ({who}); "
+            "not applied",
+            order_id=e.stop_id if order is not None else None,
+            stop_id=e.stop_id,
+            vehicle_id=peer,
+            depot_id=order["depot_id"] if order is not None else None,
+            data={k: v for k, v in {**claim, **held}.items() if v is not None},
+        )
+        self.c.operations.exceptions.raise_incident(conn, incident, source=f"device:{peer}")
+        log.warning(
+            "%s reports %s %s but never held it (%s): not applied, raised for a person",
+            peer, e.stop_id, e.type, who,
+        )  # fmt: skip
+        return True
 
     def on_exception(self, tx: Tx, peer: str, x: ExceptionReport) -> None:
         if x.category == "breakdown":

@@ -202,6 +202,7 @@ def cloud_settings(config: CloudConfig) -> CloudSettings:
         rebalance_interval_s=config.rebalance_every or None,
         operations=operations,
         morning=morning,
+        device_policy=config.device_policy,
     )
 
 

@@ -175,6 +175,9 @@ class CloudConfig(AgentConfig):
     webhook_backoff_max_s: float = Field(6 * 3600.0, gt=0, description="longest wait")
     webhook_workers: int = Field(4, ge=1, le=64, description="threads sending webhooks")
     dashboard_users: tuple[DashboardUserConfig, ...] = Field((), description="dashboard logins")
+    device_policy: Literal["registered", "open"] = Field(
+        "registered", description="registered: only declared devices sync; open: any device"
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -68,6 +68,11 @@ DEFAULT_OPTIONS: dict[ExceptionClass, tuple[Option, ...]] = {
         ("call_driver", "Call the driver", 1.0),
         ("reassign_remaining_stops", "Move its remaining stops to other vehicles", 60.0),
     ),
+    ExceptionClass.FOREIGN_STOP_EVENT: _options(
+        ("investigate", "Ask both drivers and the depot who has the parcel", 5.0),
+        ("call_driver", "Call the driver who reported it", 1.0),
+        ("acknowledge", "Acknowledge; the order stays as it is", 0.0),
+    ),
     ExceptionClass.CAPACITY_SHORTFALL: _options(
         ("move_to_carrier", "Hand the overflow to a carrier", 6.0),
         ("add_vehicle", "Add a vehicle to the day", 180.0),

@@ -40,6 +40,7 @@ class ExceptionClass(StrEnum):
     MISSING_PARCEL = "missing_parcel"
     CONTAINER_OVERFLOW = "container_overflow"
     ENTRY_LOST = "entry_lost"
+    FOREIGN_STOP_EVENT = "foreign_stop_event"
     READY_TO_DEPART = "ready_to_depart"
     UNCLASSIFIED = "unclassified"
 

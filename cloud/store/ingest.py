@@ -214,11 +214,6 @@ class DeviceFacts(StoreBase):
             self.one(conn, "SELECT 1 AS x FROM devices WHERE device_id = ?", (device,)) is not None
         )
 
-    def depot_devices(self, conn: sqlite3.Connection | None = None) -> list[str]:
-        """Ids of the depot sorters that have announced themselves."""
-        rows = self.rows(conn, "SELECT device_id FROM devices WHERE role = 'depot' ORDER BY 1")
-        return [str(r["device_id"]) for r in rows]
-
     def devices(self) -> list[dict[str, Any]]:
         return self.query(
             "SELECT d.*, p.lat, p.lon, p.speed_kmh, p.at_ms AS position_at_ms, "

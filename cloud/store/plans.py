@@ -200,3 +200,36 @@ class PlanStore(StoreBase):
         self, stop_id: str, conn: sqlite3.Connection | None = None
     ) -> dict[str, Any] | None:
         return self.one(conn, "SELECT * FROM stop_facts WHERE stop_id = ?", (stop_id,))
+
+    # -- who held a stop -------------------------------------------------------------------
+
+    def ever_held(self, vehicle_id: str, stop_id: str, conn: sqlite3.Connection) -> bool:
+        """Whether ``vehicle_id`` ever held the stop: it is assigned to it now, a plan version
+        sent to it listed it (a hand-over or a reassignment leaves the old one's plans), or a
+        depot's ``loaded`` scan put one of its parcels on it."""
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM assignments WHERE order_id = ? AND vehicle_id = ?) "
+            "OR EXISTS (SELECT 1 FROM scans s JOIN parcels p USING (parcel_id) "
+            "  WHERE p.order_id = ? AND s.result = 'loaded' AND s.vehicle_id = ?) "
+            "OR EXISTS (SELECT 1 FROM routes r, json_each(r.plan, '$.stops') j "
+            "  WHERE r.vehicle_id = ? AND instr(r.plan, ?) > 0 "
+            "  AND json_extract(j.value, '$.stop_id') = ?)",
+            (stop_id, vehicle_id, stop_id, vehicle_id, vehicle_id, _stop_key(stop_id), stop_id),
+        ).fetchone()
+        return bool(row[0])
+
+    def planned_on(self, stop_id: str, conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        """The vehicles whose plans listed the stop: each one's route and newest version."""
+        return self.rows(
+            conn,
+            "SELECT r.vehicle_id, r.route_id, max(r.version) AS version FROM routes r, "
+            "json_each(r.plan, '$.stops') j WHERE instr(r.plan, ?) > 0 "
+            "AND json_extract(j.value, '$.stop_id') = ? GROUP BY r.vehicle_id, r.route_id "
+            "ORDER BY max(r.created_ms) DESC",
+            (_stop_key(stop_id), stop_id),
+        )
+
+
+def _stop_key(stop_id: str) -> str:
+    """How a stop id appears in a stored plan's JSON: a cheap filter before parsing it."""
+    return f'"stop_id":{json.dumps(stop_id)}'
