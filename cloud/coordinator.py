@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cloud.device_clock import DeviceClocks
 from cloud.device_registry import DevicePolicy, DeviceRegistry
 from cloud.dispatch import Dispatcher, DispatchSettings
 from cloud.errors import ConflictError
@@ -94,6 +95,9 @@ class Coordinator:
             admit=self.registry.admit,
         )
         self.metrics = CloudMetrics(self.node)
+        self.device_clocks = DeviceClocks()
+        """Device times are advisory: status and positions go by receive time where a
+        device's clock is implausible (:mod:`cloud.device_clock`)."""
         self.dispatch = Dispatcher(self, settings.dispatch)
         self.repairs = Repairs(self)
         self.operations = Operations(self, settings.operations)
@@ -139,7 +143,9 @@ class Coordinator:
     def apply(self, tx: Tx, peer: str, envelope: Envelope) -> None:
         self.registry.check_kind(tx, peer, envelope)
         if isinstance(envelope, TelemetryEnvelope):
-            tx.buffer(TelemetryBuffer).add(peer, envelope, tx.payload)
+            now = self.now_ms()
+            at = self.device_clocks.taken(peer, envelope.body.at, now)
+            tx.buffer(TelemetryBuffer).add(peer, envelope, tx.payload, at_ms=at, now_ms=now)
             return
         tx.flush()  # what follows may read positions and the log
         conn = tx.conn
@@ -210,7 +216,9 @@ class Coordinator:
         if device is not None and state.role != device.role:
             state = state.model_copy(update={"role": device.role})
         first = not self.db.known_device(peer, tx.conn)
-        self.db.set_state(tx.conn, peer, state)
+        now = self.now_ms()
+        at = self.device_clocks.taken(peer, state.at, now)
+        self.db.set_state(tx.conn, peer, state, at_ms=at, now_ms=now)
         if first and state.role == "depot" and state.status == "online":
             # A sorter seen for the first time gets today's plans; later ones come as sent.
             for plan in self.db.current_plans(tx.conn):

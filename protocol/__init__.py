@@ -52,7 +52,7 @@ from protocol.routes import (
     SequencedStop,
     SequenceReason,
 )
-from protocol.sync import Ack, ResendRequest
+from protocol.sync import COUNTER_LIMIT, Ack, ResendRequest
 from protocol.topics import (
     PREFIX,
     Topic,
@@ -66,6 +66,7 @@ from protocol.version import MAJOR, MINOR, SCHEMA_VERSION, parse_version
 
 __all__ = [
     "CONTROL_KINDS",
+    "COUNTER_LIMIT",
     "DEFAULT_MAX_BYTES",
     "KINDS",
     "MAJOR",

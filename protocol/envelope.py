@@ -3,7 +3,9 @@
 One envelope class per kind, joined in a union discriminated by ``kind``, so decoding tries
 exactly one body model. ``seq`` numbers the sender's stream to one receiver, from 1, never
 reused; control messages (``state``, ``ack``, ``resend_request``) are outside any stream and
-carry ``seq = 0``. ``lc`` is the sender's Lamport clock; ``ts`` its wall time in ms.
+carry ``seq = 0``. ``lc`` is the sender's Lamport clock; ``ts`` its wall time in ms. ``seq``
+and ``lc`` are below :data:`protocol.sync.COUNTER_LIMIT` (2^53): a larger one is no honest
+sender's, and a receiver that merged it would overflow its store.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from protocol.base import DeviceId, EpochMs, WireModel
 from protocol.device import DeviceState, Telemetry
 from protocol.facts import ExceptionReport, ParcelScan, StopEvent
 from protocol.routes import RoutePlan, RouteSequenceReport
-from protocol.sync import Ack, ResendRequest
+from protocol.sync import Ack, ResendRequest, StreamCounter
 from protocol.version import SCHEMA_VERSION
 
 __all__ = [
@@ -50,8 +52,8 @@ class _EnvelopeBase(WireModel):
     v: Annotated[str, Field(pattern=r"^\d{1,4}\.\d{1,4}$")] = SCHEMA_VERSION
     id: MessageId
     src: DeviceId
-    seq: Annotated[int, Field(ge=0, lt=2**63)]
-    lc: Annotated[int, Field(ge=0, lt=2**63)]
+    seq: StreamCounter
+    lc: StreamCounter
     ts: EpochMs
 
     @model_validator(mode="after")

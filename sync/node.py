@@ -12,6 +12,10 @@ one peer per device). Every message a node sends to a peer is a stream entry:
 4. The sender deletes acked entries. With no ack progress at all for ``ack_timeout_s``
    (doubling up to ``ack_timeout_max_s``) or after a reconnect, it sends again from the
    first unacked entry (go-back-N). A broker that lost everything therefore loses nothing.
+5. A received counter beyond what its peer can have sent (a Lamport clock far ahead, an
+   entry far beyond the next, an ack for entries never published, from the wrong peer or
+   on the wrong topic) is refused, counted and logged before it changes anything
+   (:mod:`sync.bounds`).
 
 Only the worker thread publishes stream entries and applies received ones; paho's thread
 only enqueues. Domain code in other threads (a web handler) writes through
@@ -43,9 +47,17 @@ from protocol import (
     state_topic,
     subscription,
 )
+from sync.bounds import (
+    ClockBudget,
+    ack_verdict,
+    check_kind_fits_topic,
+    lc_refusal,
+    resend_refusal,
+    seq_refusal,
+)
 from sync.metrics import SyncMetrics
 from sync.mqtt import BrokerAddress, MqttLink
-from sync.repair import fill_holes, renumber_after
+from sync.repair import counter_unsure, fill_holes, mark_counter, renumber_after
 from sync.sending import Sending
 from sync.store import Store
 from sync.stream import Handler, HandlerFailed, Rejected, SyncSettings, Tx
@@ -93,10 +105,12 @@ class SyncNode(Sending):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lc = self._load_clock()
+        self._lc_budget = ClockBudget(self.settings.lc_jump_max, self.settings.lc_rate_per_s)
         self._applied: dict[str, int] = {}
         self._acked: dict[str, int] = {}
         self._top: dict[str, int] = {}
         self._sent: dict[str, int] = {}
+        self._published: dict[str, int] = {}
         self._deadline: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
         self._online: dict[str, bool] = {}
@@ -104,6 +118,9 @@ class SyncNode(Sending):
         with self.store.transaction() as conn:
             if fill_holes(conn, self.node_id, self.tick):
                 self._save_clock(conn)
+            if self.store.recovered:
+                mark_counter(conn, unsure=True)
+            self._counter_unsure = counter_unsure(conn)
         self._load_streams()
         self.link = self._make_link(broker) if broker is not None else None
 
@@ -208,6 +225,7 @@ class SyncNode(Sending):
             p = str(peer)
             self._acked[p] = self._sent[p] = int(acked)
             self._top[p] = int(nxt) - 1
+            self._published[p] = self._top[p]  # an earlier run may have sent all of it
 
     def _after_commit(self, tx: Tx, *, wake: bool = True) -> None:
         for peer, seq in tx.emitted:
@@ -302,6 +320,7 @@ class SyncNode(Sending):
             try:
                 env = decode(payload, max_bytes=self.settings.max_payload)
                 peer = self._peer_of(topic, env)
+                check_kind_fits_topic(topic, env, node_id=self.node_id)
             except ProtocolError as exc:
                 counts[f"rejected_{exc.reason}"] += 1
                 log.warning("rejected message on %s: %s (payload %r)", topic, exc, payload[:40])
@@ -322,6 +341,7 @@ class SyncNode(Sending):
         fresh: list[Envelope] = []
         items, durable = self._decode(batch, counts)
         lc = self._lc
+        budget, spent = self._lc_budget.available(), 0
         with self.store.transaction(durable=durable) as conn:
             tx = Tx(self, conn)
             for peer, env, payload in items:
@@ -331,6 +351,12 @@ class SyncNode(Sending):
                 if self._admit is not None and (why := self._admit(tx, peer, env)):
                     counts[f"rejected_{why}"] += 1  # not merged, applied nor acked
                     continue
+                refusal = self._refusal(peer, env, applied.get(peer, 0), lc, budget - spent)
+                if refusal is not None:
+                    counts[f"rejected_{refusal[0]}"] += 1  # not merged, applied nor acked
+                    log.warning("refused %s from %s: %s", env.kind, peer, refusal[1])
+                    continue
+                spent += max(0, env.lc - lc)
                 lc = max(lc, env.lc) + 1
                 kind = env.kind
                 if kind == "ack":
@@ -362,29 +388,61 @@ class SyncNode(Sending):
                 [(peer, applied[peer]) for peer in changed],
             )
             for peer, upto in list(acked_in.items()):
-                top = self._top.get(peer, 0)
-                if upto > top and peer in self._top:
-                    # Our counter went backwards (a recovered store): follow the peer.
+                if upto > self._top.get(peer, 0):
+                    # A recovered store's stream acked beyond its whole counter (_refusal let
+                    # only that through): the counter went backwards; follow the peer.
                     self._top[peer] = renumber_after(conn, peer, upto, self._acked.get(peer, 0)) - 1
-                    self._sent[peer] = upto
+                    self._sent[peer] = self._published[peer] = upto
                     self._acked[peer] = upto
-                    acked_in[peer] = upto
                     continue
-                upto = min(upto, top)
                 if upto > self._acked.get(peer, 0):
                     conn.execute(
                         "DELETE FROM sync_outbox WHERE peer = ? AND seq <= ?", (peer, upto)
                     )
                     conn.execute("UPDATE sync_out SET acked_upto = ? WHERE peer = ?", (upto, peer))
                 acked_in[peer] = upto
+            if acked_in and self._counter_unsure:
+                mark_counter(conn, unsure=False)  # the peer has told us where we stand
             self._lc = max(self._lc, lc)
             self._save_clock(conn)
         # Committed: now the cursors, acks and the sender state may move.
+        self._lc_budget.spend(spent)
+        if acked_in:
+            self._counter_unsure = False
         self._applied = applied
         self.stats.update(counts)
         self.metrics.applied(fresh)
         self._after_commit(tx, wake=False)
         self._after_batch(acked_in, resend_in, went_online, acks_out, resends)
+
+    def _refusal(
+        self, peer: str, env: Envelope, applied: int, lc: int, budget: float
+    ) -> tuple[str, str] | None:
+        """Why a decoded message is refused before it changes anything, as (reason, detail),
+        or None: a counter beyond what the peer can have sent (see :mod:`sync.bounds`)."""
+        why: str | None = None
+        if env.seq > 0:
+            why = seq_refusal(env.seq, applied, self.settings.seq_ahead_max)
+            if why is not None:
+                return "seq", why
+        elif env.kind == "ack":
+            verdict = ack_verdict(
+                env.body.upto,  # type: ignore[union-attr]
+                acked=self._acked.get(peer, 0),
+                published=self._published.get(peer, 0),
+                top=self._top.get(peer, 0),
+                stream=peer in self._top,
+                unsure=self._counter_unsure,
+            )
+            if isinstance(verdict, tuple):
+                return "ack", verdict[1]
+        elif env.kind == "resend_request":
+            from_seq = env.body.from_seq  # type: ignore[union-attr]
+            why = resend_refusal(from_seq, self._published.get(peer, 0))
+            if why is not None:
+                return "resend", why
+        why = lc_refusal(env.lc, lc, budget)
+        return None if why is None else ("lc", why)
 
     def _peer_state(self, tx: Tx, peer: str, env: Envelope, went_online: set[str]) -> None:
         online = env.body.status == "online"  # type: ignore[union-attr]

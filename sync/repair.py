@@ -9,7 +9,10 @@ Two ways a recovered outbox can break a stream, and what is done about each:
 - **A counter that went backwards**: the row holding ``next_seq`` was lost, so new entries
   reuse numbers the peer already applied and would be dropped as duplicates. The peer's ack
   then names a number beyond anything this node has sent; every unacked entry is renumbered
-  to follow it and sent again.
+  to follow it and sent again. Only a store that was recovered does this (it is marked
+  ``counter_unsure`` in ``sync_meta`` until the first ack it takes): anywhere else an ack
+  beyond the counter is no honest peer's and is refused (:mod:`sync.bounds`), since
+  following it would leave the stream waiting forever for numbers that were never sent.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 
 from protocol import ExceptionReport, decode, encode, make_envelope
 
-__all__ = ["fill_holes", "renumber_after"]
+__all__ = ["counter_unsure", "fill_holes", "mark_counter", "renumber_after"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,24 @@ def fill_holes(conn: sqlite3.Connection, node_id: str, tick: Callable[[], int]) 
     return filled
 
 
+def counter_unsure(conn: sqlite3.Connection) -> bool:
+    """Whether this store's stream counters may have gone backwards (it was recovered and
+    has taken no ack since)."""
+    row = conn.execute("SELECT value FROM sync_meta WHERE key = 'counter_unsure'").fetchone()
+    return bool(row and row[0])
+
+
+def mark_counter(conn: sqlite3.Connection, *, unsure: bool) -> None:
+    """Record that the counters may have gone backwards (a recovered store), or no longer."""
+    if unsure:
+        conn.execute(
+            "INSERT INTO sync_meta (key, value) VALUES ('counter_unsure', 1) "
+            "ON CONFLICT(key) DO UPDATE SET value = 1"
+        )
+    else:
+        conn.execute("DELETE FROM sync_meta WHERE key = 'counter_unsure'")
+
+
 def renumber_after(conn: sqlite3.Connection, peer: str, upto: int, acked: int) -> int:
     """The peer acked ``upto``, beyond anything sent: renumber unacked entries to follow it.
 
@@ -88,7 +109,10 @@ def renumber_after(conn: sqlite3.Connection, peer: str, upto: int, acked: int) -
             (peer, seq, env.id, env.kind, encode(env), env.ts),
         )
     conn.execute(
-        "UPDATE sync_out SET next_seq = ?, acked_upto = ? WHERE peer = ?", (seq + 1, upto, peer)
+        "INSERT INTO sync_out (peer, next_seq, acked_upto) VALUES (?, ?, ?) "
+        "ON CONFLICT(peer) DO UPDATE SET next_seq = excluded.next_seq, "
+        "acked_upto = excluded.acked_upto",
+        (peer, seq + 1, upto),
     )
     log.critical(
         "stream to %s: the peer has applied up to %d, beyond this store's counter; "

@@ -1,7 +1,9 @@
 """The sending half of a sync node: publishing the outbox, acks, resend requests.
 
 A mixin of :class:`sync.node.SyncNode`; it reads and moves the node's per-peer sender state
-(``_acked``, ``_sent``, ``_top``, ``_deadline``, ``_backoff``).
+(``_acked``, ``_sent``, ``_top``, ``_deadline``, ``_backoff``) and keeps ``_published``, the
+highest entry ever published to each peer: an ack or a resend request beyond it is refused
+(:mod:`sync.bounds`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Sending:
     _lc: int
     _acked: dict[str, int]
     _sent: dict[str, int]
+    _published: dict[str, int]
     _top: dict[str, int]
     _deadline: dict[str, float]
     _backoff: dict[str, float]
@@ -132,3 +135,5 @@ class Sending:
                 sent = int(seq)
                 self.stats["published"] += 1
             self._sent[peer] = sent
+            if sent > self._published.get(peer, 0):
+                self._published[peer] = sent

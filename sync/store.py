@@ -66,6 +66,8 @@ class Store:
         self.conn = conn
         self.lock = threading.RLock()
         self._depth = 0
+        self.recovered = False
+        """Opened from a quarantined copy: its stream counters may have gone backwards."""
 
     @contextlib.contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -255,6 +257,7 @@ def open_store(path: str | Path) -> Store:
     newer Wayline raises :class:`~sync.errors.SchemaVersionError` and is left untouched.
     """
     p = Path(path)
+    recovered = False
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         if p.exists() and not p.is_file():
@@ -263,6 +266,7 @@ def open_store(path: str | Path) -> Store:
             bad = _quarantine(p)
             conn = _connect(p)
             copied = _recover(bad, conn)
+            recovered = True
             log.critical(
                 "store %s failed its integrity check: quarantined as %s, %d rows recovered",
                 p,
@@ -274,6 +278,7 @@ def open_store(path: str | Path) -> Store:
     except (sqlite3.Error, OSError) as exc:
         raise StoreError(f"cannot open store {p}: {exc}") from exc
     store = Store(p, conn)
+    store.recovered = recovered
     try:
         migrate(store, SYNC_SCHEMA)
     except BaseException:

@@ -40,12 +40,28 @@ class SyncSettings:
     reconnect_max_s: float = 30.0
     hub_mqtt_v5: bool = False
     """The hub speaks MQTT 3.1.1 unless this is set (see :class:`sync.mqtt.MqttLink`)."""
+    seq_ahead_max: int = 10_000
+    """A stream entry more than this far beyond the next expected ``seq`` is refused
+    (``rejected_seq``), not taken as a gap: no sender has that many entries in flight
+    (``window``). At least ``window``."""
+    lc_jump_max: int = 2**36
+    """How far received Lamport clocks may move this node's clock ahead at once (a peer that
+    ran on while this node was off: 2^36 is years of a large fleet's messages). A message
+    beyond what is left is refused (``rejected_lc``), never merged."""
+    lc_rate_per_s: float = 1_000_000.0
+    """How fast that allowance comes back, per second: faster than any chain of messages
+    runs, so honest clocks never run out of it, and a forged one gets nowhere near the
+    wire's limit of 2^53."""
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.batch_max < 1:
             raise ValueError("window and batch_max must be at least 1")
         if min(self.ack_timeout_s, self.tick_s, self.resend_interval_s) <= 0:
             raise ValueError("timeouts must be positive")
+        if self.seq_ahead_max < self.window:
+            raise ValueError("seq_ahead_max must be at least window")
+        if not 0 < self.lc_jump_max < 2**53 or self.lc_rate_per_s <= 0:
+            raise ValueError("lc_jump_max must be between 1 and 2^53 and lc_rate_per_s positive")
 
 
 class Rejected(Exception):

@@ -4,6 +4,7 @@ alone, after-commit hooks run once, and the cloud keeps every telemetry sample."
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -132,10 +133,11 @@ def test_the_cloud_keeps_each_vehicles_newest_position_and_logs_every_sample(
     cloud = Coordinator(CloudSettings(db_path=tmp_path / "cloud.db", broker=None))
     # Samples arrive in stream order, but a gateway's clock may step back: the newest
     # position wins, as one statement per sample would have it.
+    t0 = int(time.time() * 1000) - 3_600_000  # device times are taken when plausible
     times = {"van-1": [10, 30, 20, 25], "van-2": [5, 6, 7, 1]}
     for van, ats in times.items():
         for seq, at in enumerate(ats, start=1):
-            env = make_envelope(src=van, seq=seq, lc=seq, body=sample(at))
+            env = make_envelope(src=van, seq=seq, lc=seq, body=sample(t0 + at))
             cloud.node.feed(up_topic(van), encode(env))
     report = ExceptionReport(
         exception_id="x-1",
@@ -155,7 +157,7 @@ def test_the_cloud_keeps_each_vehicles_newest_position_and_logs_every_sample(
         cloud.stop()
     conn = sqlite3.connect(tmp_path / "cloud.db")
     positions = dict(conn.execute("SELECT vehicle_id, at_ms FROM positions").fetchall())
-    assert positions == {"van-1": 30, "van-2": 7}
+    assert positions == {"van-1": t0 + 30, "van-2": t0 + 7}
     logged = conn.execute("SELECT src, seq, kind FROM events ORDER BY src, seq").fetchall()
     assert logged == [
         *[("van-1", s, "telemetry") for s in range(1, 5)],

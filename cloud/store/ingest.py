@@ -27,6 +27,9 @@ __all__ = ["FINAL", "DeviceFacts", "TelemetryBuffer"]
 FINAL = ("delivered", "failed", "picked_up", "skipped")
 
 
+#: A vehicle's newest position. Recency is the advisory time (:mod:`cloud.device_clock`); a
+#: stored time ahead of the coordinator's clock (the last parameter) never wins, so a van
+#: whose clock ran ahead moves again once its clock is right.
 _SET_POSITION = (
     "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(vehicle_id) DO UPDATE SET at_ms = excluded.at_ms, lat = excluded.lat, "
@@ -34,15 +37,18 @@ _SET_POSITION = (
     "heading_deg = excluded.heading_deg, odometer_km = excluded.odometer_km, "
     "fuel_pct = excluded.fuel_pct, charge_pct = excluded.charge_pct, "
     "door_open = excluded.door_open, ignition = excluded.ignition, "
-    "temperature_c = excluded.temperature_c WHERE excluded.at_ms >= positions.at_ms"
+    "temperature_c = excluded.temperature_c "
+    "WHERE excluded.at_ms >= positions.at_ms OR positions.at_ms > ?"
 )
+_NO_CLOCK = 2**62
+"""The coordinator's clock where a caller gives none: no stored time is ahead of it."""
 _LOG_EVENT = "INSERT INTO events (src, seq, id, kind, lc, ts, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
-def _position_row(vehicle: str, t: Telemetry) -> tuple[Any, ...]:
+def _position_row(vehicle: str, t: Telemetry, at_ms: int, now_ms: int) -> tuple[Any, ...]:
     return (
         vehicle,
-        t.at,
+        at_ms,
         t.lat,
         t.lon,
         t.speed_kmh,
@@ -53,6 +59,7 @@ def _position_row(vehicle: str, t: Telemetry) -> tuple[Any, ...]:
         int(t.door_open),
         int(t.ignition),
         t.temperature_c,
+        now_ms,
     )
 
 
@@ -65,22 +72,38 @@ class TelemetryBuffer:
     """
 
     def __init__(self) -> None:
-        self._positions: dict[str, Telemetry] = {}
+        self._positions: dict[str, tuple[Telemetry, int]] = {}
         self._events: list[tuple[Any, ...]] = []
+        self._now_ms = _NO_CLOCK
 
-    def add(self, vehicle: str, env: Any, payload: bytes) -> None:
+    def add(
+        self,
+        vehicle: str,
+        env: Any,
+        payload: bytes,
+        *,
+        at_ms: int | None = None,
+        now_ms: int | None = None,
+    ) -> None:
+        """Buffer one sample; ``at_ms`` is its advisory time (the sample's own if None) and
+        ``now_ms`` the coordinator's clock when it arrived."""
         t: Telemetry = env.body
+        at = t.at if at_ms is None else at_ms
         have = self._positions.get(vehicle)
-        if have is None or t.at >= have.at:
-            self._positions[vehicle] = t
+        if have is None or at >= have[1]:
+            self._positions[vehicle] = (t, at)
+        if now_ms is not None:
+            self._now_ms = now_ms if self._now_ms == _NO_CLOCK else max(self._now_ms, now_ms)
         self._events.append(
             (vehicle, env.seq, env.id, env.kind, env.lc, env.ts, payload or encode(env))
         )
 
     def flush(self, conn: sqlite3.Connection) -> None:
         if self._positions:
+            now = self._now_ms
             conn.executemany(
-                _SET_POSITION, [_position_row(v, t) for v, t in self._positions.items()]
+                _SET_POSITION,
+                [_position_row(v, t, at, now) for v, (t, at) in self._positions.items()],
             )
         if self._events:
             conn.executemany(_LOG_EVENT, self._events)
@@ -89,6 +112,7 @@ class TelemetryBuffer:
     def discard(self) -> None:
         self._positions.clear()
         self._events.clear()
+        self._now_ms = _NO_CLOCK
 
 
 class DeviceFacts(StoreBase):
@@ -104,18 +128,45 @@ class DeviceFacts(StoreBase):
             _LOG_EVENT, (src, seq, env.id, env.kind, env.lc, env.ts, payload or encode(env))
         )
 
-    def set_state(self, conn: sqlite3.Connection, device: str, state: DeviceState) -> None:
+    def set_state(
+        self,
+        conn: sqlite3.Connection,
+        device: str,
+        state: DeviceState,
+        *,
+        at_ms: int | None = None,
+        now_ms: int | None = None,
+    ) -> None:
+        """A device's presence, ordered by ``at_ms`` (its advisory time, ``state.at`` if
+        None). A stored time ahead of ``now_ms`` (the coordinator's clock) never wins: a
+        device whose clock ran ahead is online again once its clock is right."""
+        at = state.at if at_ms is None else at_ms
+        now = _NO_CLOCK if now_ms is None else now_ms
         conn.execute(
             "INSERT INTO devices (device_id, role, status, status_at_ms, last_seen_ms) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET role = excluded.role, "
-            "status = excluded.status, status_at_ms = excluded.status_at_ms, "
-            "last_seen_ms = max(last_seen_ms, excluded.last_seen_ms) "
-            "WHERE excluded.status_at_ms >= devices.status_at_ms",
-            (device, state.role, state.status, state.at, state.at),
+            "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(device_id) DO UPDATE SET "
+            "role = excluded.role, status = excluded.status, "
+            "status_at_ms = excluded.status_at_ms, last_seen_ms = CASE "
+            "WHEN devices.last_seen_ms > ?5 THEN excluded.last_seen_ms "
+            "ELSE max(devices.last_seen_ms, excluded.last_seen_ms) END "
+            "WHERE excluded.status_at_ms >= devices.status_at_ms OR devices.status_at_ms > ?5",
+            (device, state.role, state.status, at, now),
         )
 
-    def set_position(self, conn: sqlite3.Connection, vehicle: str, t: Telemetry) -> None:
-        conn.execute(_SET_POSITION, _position_row(vehicle, t))
+    def set_position(
+        self,
+        conn: sqlite3.Connection,
+        vehicle: str,
+        t: Telemetry,
+        *,
+        at_ms: int | None = None,
+        now_ms: int | None = None,
+    ) -> None:
+        """A vehicle's position, as :class:`TelemetryBuffer` writes it for one sample."""
+        at = t.at if at_ms is None else at_ms
+        conn.execute(
+            _SET_POSITION, _position_row(vehicle, t, at, _NO_CLOCK if now_ms is None else now_ms)
+        )
 
     def record_stop_event(self, conn: sqlite3.Connection, vehicle: str, e: StopEvent) -> bool:
         """Keep a final fact; a stop's status only moves forward. True if it was new."""

@@ -5,8 +5,10 @@ vehicles with their last contact and position, and a searchable decision record.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+from cloud.device_clock import AHEAD_MAX_MS
 from cloud.store.base import StoreBase
 
 __all__ = ["OverviewStore"]
@@ -73,20 +75,27 @@ class OverviewStore(StoreBase):
             )
         return out
 
-    def vehicle_overview(self) -> list[dict[str, Any]]:
-        """Registered vehicles and vehicle devices, with status, last contact and position."""
+    def vehicle_overview(self, now_ms: int | None = None) -> list[dict[str, Any]]:
+        """Registered vehicles and vehicle devices, with status, last contact and position.
+
+        Last contact takes no device time ahead of ``now_ms`` (the coordinator's clock, the
+        system's if None) by more than :data:`~cloud.device_clock.AHEAD_MAX_MS`: a van whose
+        clock once ran ahead does not keep a contact time in the future."""
+        latest = (int(time.time() * 1000) if now_ms is None else now_ms) + AHEAD_MAX_MS
         return self.query(
             "WITH ids AS (SELECT vehicle_id AS id FROM vehicles UNION "
             "SELECT device_id FROM devices WHERE role = 'vehicle') "
             "SELECT ids.id AS vehicle_id, v.fleet_id, f.kind AS fleet_kind, "
             "v.status AS plan_status, d.status AS link_status, d.status_at_ms, "
-            "max(coalesce(d.last_seen_ms, 0), coalesce(p.at_ms, 0), "
-            "coalesce((SELECT max(ts) FROM events e WHERE e.src = ids.id), 0)) AS last_contact_ms, "
+            "max(iif(d.last_seen_ms <= ?1, d.last_seen_ms, 0), iif(p.at_ms <= ?1, p.at_ms, 0), "
+            "coalesce((SELECT max(ts) FROM events e WHERE e.src = ids.id AND e.ts <= ?1), 0)) "
+            "AS last_contact_ms, "
             "p.lat, p.lon, p.speed_kmh, p.heading_deg, p.at_ms AS position_at_ms "
             "FROM ids LEFT JOIN vehicles v ON v.vehicle_id = ids.id "
             "LEFT JOIN fleets f ON f.fleet_id = v.fleet_id "
             "LEFT JOIN devices d ON d.device_id = ids.id "
-            "LEFT JOIN positions p ON p.vehicle_id = ids.id ORDER BY ids.id"
+            "LEFT JOIN positions p ON p.vehicle_id = ids.id ORDER BY ids.id",
+            (latest,),
         )
 
     def search_decisions(self, q: str | None, limit: int = 50) -> list[dict[str, Any]]:
