@@ -45,7 +45,8 @@ def scan_round_trip(work: Path, scans: int) -> dict[str, float]:
     agent = DepotAgent(DepotSettings("depot-bench", work / "depot.db", address))
     cloud.start()
     agent.start()
-    server = HttpServer(create_terminal_app(agent), "127.0.0.1", free_port())
+    app = create_terminal_app(agent)
+    server = HttpServer(app, "127.0.0.1", free_port())
     server.start()
     try:
         plans = morning(max(1, scans // 130), 87)
@@ -55,6 +56,8 @@ def scan_round_trip(work: Path, scans: int) -> dict[str, float]:
         codes = [p.barcode for plan in plans for s in plan.stops for p in s.parcels][:scans]
         times: list[float] = []
         with httpx.Client(base_url=server.url) as client:
+            token = client.post("/api/pair", json={"code": app.state.pairing.code}).json()["token"]
+            client.headers["Authorization"] = f"Bearer {token}"  # a paired terminal
             client.get("/api/status")
             t0 = time.perf_counter()
             for code in codes:

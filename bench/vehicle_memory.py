@@ -96,13 +96,18 @@ def plan(van: str, n: int, rng: random.Random) -> RoutePlan:
     )
 
 
+PAIRING_CODE = "bench-pairing-0001"
+AUTH: dict[str, str] = {}
+"""The paired tablet's session header (set once the gateway answers)."""
+
+
 def get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=60) as r:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH), timeout=60) as r:
         return json.load(r)  # type: ignore[no-any-return]
 
 
 def post(url: str, body: bytes, content_type: str) -> dict[str, Any]:
-    req = urllib.request.Request(url, data=body, headers={"content-type": content_type})
+    req = urllib.request.Request(url, data=body, headers={"content-type": content_type, **AUTH})
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.load(r)  # type: ignore[no-any-return]
 
@@ -146,7 +151,7 @@ def main() -> int:
         gateway = subprocess.Popen(
             [sys.executable, "-m", "firmware_sim.gateway", "--id", van, "--broker", broker.url,
              "--db", str(work / "van.db"), "--http", f"127.0.0.1:{port}",
-             "--period", str(a.period)],
+             "--period", str(a.period), "--pairing-code", PAIRING_CODE],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         t0 = time.monotonic()
@@ -156,6 +161,9 @@ def main() -> int:
                     raise SystemExit("the gateway did not start; see its log")
                 time.sleep(0.05)
             samples.append(("started", memory_kb(gateway.pid)))
+            pairing = json.dumps({"code": PAIRING_CODE}).encode()
+            token = post(f"{base}/api/pair", pairing, "application/json")["token"]
+            AUTH["Authorization"] = f"Bearer {token}"
             cloud.send_plan(plan(van, a.stops, rng))
             while get(f"{base}/api/status")["route"] is None:
                 time.sleep(0.05)

@@ -1,4 +1,10 @@
-"""The coordinator's HTTP API (FastAPI; OpenAPI at ``/docs``)."""
+"""The coordinator's HTTP API (FastAPI; OpenAPI at ``/docs``).
+
+Behind the guards of :mod:`cloud.api_guard`. A route plan whose message to the van would be
+over the sync payload limit (``max_payload``; a plan of some 400 stops is) is answered 422
+naming the sizes, and nothing is stored: splitting such plans into messages the van puts
+together is not done yet.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,14 @@ from pydantic import ValidationError
 
 from cloud.api_dashboard import dashboard_router
 from cloud.api_dispatch import dispatch_router
+from cloud.api_guard import guard_api
 from cloud.api_health import health_router
 from cloud.api_ops import ops_router
 from cloud.coordinator import Coordinator
 from cloud.errors import CloudError, NotFoundError
 from cloud.ops import OpsError
 from protocol import RoutePlan
+from sync import StoreError, SyncError
 
 __all__ = ["create_api"]
 
@@ -35,6 +43,22 @@ def create_api(coordinator: Coordinator) -> FastAPI:
     async def _ops_error(_r: Request, exc: OpsError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
+    @app.exception_handler(SyncError)
+    async def _sync_error(request: Request, exc: SyncError) -> JSONResponse:
+        if isinstance(exc, StoreError):
+            raise exc  # the store failing is the coordinator's fault: a 500, logged
+        # what the sync layer refuses to send: a message over the payload limit
+        message = (
+            f"{exc}: the van cannot be sent this as one message (raise max_payload on the "
+            "coordinator, the broker and the vans, or send fewer stops); nothing was stored"
+        )
+        access.refusals.refused(
+            "message_too_large", 422, str(exc), method=request.method, path=request.url.path,
+            client=request.client.host if request.client else None,
+        )  # fmt: skip
+        return JSONResponse({"error": message}, status_code=422)
+
+    guard_api(app, coordinator)
     app.include_router(health_router(coordinator))
     app.include_router(ops_router(coordinator))
     app.include_router(dispatch_router(coordinator), dependencies=[guard])

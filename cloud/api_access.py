@@ -2,8 +2,13 @@
 
 API tokens (:class:`cloud.ops.TokenStore`) are kept in the coordinator's store as salted
 digests, never the secret. The dashboard logs people in with a password (scrypt) and a
-signed session cookie (:class:`cloud.ops.SessionSigner`); users come from the store
-(``wayline admin create-user``) and the settings, read when the coordinator starts. Roles:
+signed session cookie (:class:`cloud.ops.SessionSigner`) whose session id is also kept in the
+store (``dashboard_sessions``): a cookie is taken only while its session is there, unexpired
+and not logged out, so a cookie copied before a logout is refused after it. Failed logins
+are counted per user name and per client address (:class:`sync.http_guard.AttemptLimiter`):
+``login_max_failures`` of them within ``login_lockout_s`` lock the name (four times as many
+lock the address) for ``login_lockout_s``, even for the right password. Users come from the
+store (``wayline admin create-user``) and the settings, read when the coordinator starts. Roles:
 ``ops`` (everything, approving included), ``viewer`` (read only), ``integration`` (orders in,
 state out, webhooks), ``carrier`` (one carrier's own orders only).
 
@@ -15,7 +20,9 @@ any credentials sent are still checked. Outside development there is no such byp
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,8 +41,9 @@ from cloud.ops import (
     require,
 )
 from cloud.store import CloudStore
+from sync.http_guard import AttemptLimiter, Refusals
 
-__all__ = ["COOKIE", "DEV_USER", "Access"]
+__all__ = ["COOKIE", "DEV_USER", "Access", "LoginLockedError"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,20 @@ _DEV_PRINCIPAL = Principal(
     frozenset({Role.OPS, Role.VIEWER, Role.INTEGRATION}),
     via="development",
 )
+#: How many more failed logins from one client address than for one user name lock it.
+ADDRESS_FACTOR = 4
+#: Ended and expired sessions are forgotten this long after they expired.
+_KEEP_ENDED_MS = 24 * 3600 * 1000
+
+
+class LoginLockedError(AuthenticationError):
+    """Too many failed logins of this user name or from this address: try again later."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 _CARRIER_PATHS = (
     ("GET", re.compile(r"^/v1/orders/(?P<order_id>[^/]+)$")),
     ("POST", re.compile(r"^/v1/orders/(?P<order_id>[^/]+)/outcome$")),
@@ -85,6 +107,13 @@ class Access:
         ]
         self.tokens = TokenStore(records, pepper=settings.token_pepper)
         self.sessions = SessionSigner(settings.session_secret, max_age_s=settings.session_max_age_s)
+        self.refusals = Refusals("coordinator")
+        """Refused HTTP requests by reason (``wayline_http_refused_total``)."""
+        window = float(settings.login_lockout_s)
+        self.failed_names = AttemptLimiter(settings.login_max_failures, window, window)
+        self.failed_addresses = AttemptLimiter(
+            settings.login_max_failures * ADDRESS_FACTOR, window, window
+        )
         stored = [
             DashboardUser(
                 r["name"],
@@ -134,16 +163,89 @@ class Access:
 
     # -- dashboard -------------------------------------------------------------------------
 
-    def login(self, name: str, password: str) -> str:
-        """The session cookie value for a good login, or :class:`AuthenticationError`."""
-        return self.sessions.login(self.users, name, password)
+    def login(self, name: str, password: str, client: str | None = None) -> str:
+        """The session cookie value for a good login; :class:`LoginLockedError` while the name
+        or the address is locked, else :class:`AuthenticationError` for a wrong one."""
+        address = f"address:{client or '?'}"
+        wait = max(self.failed_names.retry_after(name), self.failed_addresses.retry_after(address))
+        if wait > 0:
+            self._refused_login("login_locked", name, client, f"locked for {wait:.0f} s more")
+            raise LoginLockedError(
+                f"too many failed logins; try again in {math.ceil(wait)} s", wait
+            )
+        try:
+            cookie = self.sessions.login(self.users, name, password)
+        except AuthenticationError:
+            locked = max(self.failed_names.failed(name), self.failed_addresses.failed(address))
+            why = f"wrong password or user; locked for {locked:.0f} s" if locked else "wrong"
+            self._refused_login("login_failed", name, client, why)
+            raise
+        self.failed_names.succeeded(name)
+        principal = self.sessions.verify(cookie)
+        now_ms = int(time.time() * 1000)
+        with self.db.store.transaction() as conn:
+            conn.execute(
+                "DELETE FROM dashboard_sessions WHERE expires_ms < ?", (now_ms - _KEEP_ENDED_MS,)
+            )
+            conn.execute(
+                "INSERT INTO dashboard_sessions (session_id, user_name, created_ms, expires_ms) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    principal.session_id,
+                    principal.name,
+                    now_ms,
+                    now_ms + self.settings.session_max_age_s * 1000,
+                ),
+            )
+        log.info("dashboard: %s logged in from %s", name, client or "?")
+        return cookie
+
+    def _refused_login(self, reason: str, name: str, client: str | None, why: str) -> None:
+        status = 429 if reason == "login_locked" else 401
+        self.refusals.refused(
+            reason, status, f"login of {name[:64]!r}: {why}", method="POST",
+            path="/dashboard/login", client=client,
+        )  # fmt: skip
+
+    def verify(self, cookie: str) -> Principal:
+        """The principal of a session cookie whose session is still open in the store, or
+        :class:`AuthenticationError` (tampered, expired, logged out, or from before sessions
+        were kept)."""
+        principal = self.sessions.verify(cookie)
+        rows = self.db.query(
+            "SELECT expires_ms, ended_ms FROM dashboard_sessions WHERE session_id = ?",
+            (principal.session_id or "",),
+        )
+        if not rows or rows[0]["ended_ms"] is not None:
+            raise AuthenticationError("this session has ended (logged out); log in again")
+        if rows[0]["expires_ms"] <= time.time() * 1000:
+            raise AuthenticationError("session expired; log in again")
+        return principal
+
+    def logout(self, cookie: str | None) -> bool:
+        """End the session of ``cookie`` for good; whether there was an open one."""
+        if not cookie:
+            return False
+        try:
+            principal = self.sessions.verify(cookie)
+        except AuthenticationError:
+            return False
+        with self.db.store.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE dashboard_sessions SET ended_ms = ? "
+                "WHERE session_id = ? AND ended_ms IS NULL",
+                (int(time.time() * 1000), principal.session_id or ""),
+            )
+        if cur.rowcount:
+            log.info("dashboard: %s logged out", principal.name)
+        return bool(cur.rowcount)
 
     def session(self, request: Request) -> Principal | None:
         cookie = request.cookies.get(COOKIE)
         if not cookie:
             return None
         try:
-            return self.sessions.verify(cookie)
+            return self.verify(cookie)
         except AuthenticationError:
             return None
 
@@ -151,7 +253,7 @@ class Access:
 
     def need(self, *roles: Role | str) -> Callable[[Request], Principal]:
         """A dependency: the caller, if it has one of ``roles`` (any role when none given)."""
-        check = require(*roles, tokens=self.tokens, sessions=self.sessions, cookie_name=COOKIE)
+        check = require(*roles, tokens=self.tokens, sessions=self, cookie_name=COOKIE)
 
         def dependency(request: Request) -> Principal:
             anonymous = "authorization" not in request.headers and COOKIE not in request.cookies

@@ -3,6 +3,12 @@ windows, outgoing webhooks, carrier-scoped orders, API tokens, and the dashboard
 
 Every route needs a role (:mod:`cloud.api_access`). An approval for an exception someone
 already decided answers 409 naming who decided it and how.
+
+A webhook target belongs to whoever registered it (its ``owner``: the API token, or the
+dashboard user): an integration lists, reads and removes only its own, and another's is 404
+as if it were not there; ``ops`` sees and manages them all. A target's URL, and a customer's
+``webhook_url``, must be a public ``https`` address unless the coordinator's
+``webhook_allow_private`` setting allows others (:mod:`cloud.ops.webhook_addresses`).
 """
 
 from typing import Annotated, Any, Literal
@@ -11,8 +17,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from cloud.coordinator import Coordinator
-from cloud.errors import NotFoundError
-from cloud.ops import Principal, Role, visible_to
+from cloud.errors import InvalidError, NotFoundError
+from cloud.ops import DeliveryError, Principal, Role, visible_to
+from cloud.ops.webhook_addresses import check_target
 
 __all__ = ["ops_router"]
 
@@ -65,6 +72,15 @@ def ops_router(c: Coordinator) -> APIRouter:
 
     def scoped(p: Principal, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return visible_to(p, items, lambda i: i.get("carrier_id"))
+
+    def owns(p: Principal, target: dict[str, Any]) -> bool:
+        return Role.OPS in p.roles or target.get("owner") == p.subject
+
+    def own_target(p: Principal, target_id: str) -> None:
+        """404 unless ``target_id`` is a target ``p`` may see (removed ones included)."""
+        rows = db.query("SELECT owner FROM webhook_targets WHERE target_id = ?", (target_id,))
+        if not rows or not owns(p, rows[0]):
+            raise NotFoundError(f"no webhook target {target_id!r}")
 
     # -- exceptions ------------------------------------------------------------------------
 
@@ -173,6 +189,11 @@ def ops_router(c: Coordinator) -> APIRouter:
         customer_id: str, req: ContactRequest, _p: Annotated[Principal, integrator]
     ) -> dict[str, Any]:
         """How a customer prefers to hear about their delivery (first working one is used)."""
+        if req.webhook_url is not None:
+            try:
+                check_target(req.webhook_url, allow_private=ops.settings.webhook_allow_private)
+            except DeliveryError as exc:
+                raise InvalidError(f"webhook_url refused: {exc.reason}") from None
         row = {"customer_id": customer_id, **req.model_dump(), "updated_ms": c.now_ms()}
         with c.store.transaction() as conn:
             db.put_contact(conn, row)
@@ -199,30 +220,41 @@ def ops_router(c: Coordinator) -> APIRouter:
     def add_target(req: TargetRequest, p: Annotated[Principal, integrator]) -> dict[str, Any]:
         """Register a target; events: delivery.confirmed, exception.raised, eta.changed (none:
         all). The answer holds the signing secret, shown once."""
-        return ops.register_target(req.url, req.events, p.name, p.carrier_id)
+        return ops.register_target(req.url, req.events, p.name, p.carrier_id, owner=p.subject)
 
     @r.get("/webhooks", tags=["webhooks"])
-    def targets(_p: Annotated[Principal, integrator]) -> list[dict[str, Any]]:
-        """Targets, each with its deliveries by status (pending, delivered, failed)."""
-        return ops.webhook_targets()
+    def targets(p: Annotated[Principal, integrator]) -> list[dict[str, Any]]:
+        """The caller's targets (every one for ``ops``), each with its deliveries by status
+        (pending, delivered, failed)."""
+        return [t for t in ops.webhook_targets() if owns(p, t)]
 
     @r.get("/webhooks/{target_id}/deliveries", tags=["webhooks"])
     def deliveries(
         target_id: str,
-        _p: Annotated[Principal, integrator],
+        p: Annotated[Principal, integrator],
         status: Literal["pending", "delivered", "failed"] | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """A target's deliveries, newest first, with attempts and the last error."""
+        own_target(p, target_id)
         return ops.webhook_deliveries(target_id, status, limit)
 
     @r.post("/webhooks/deliveries/{delivery_id}/redeliver", tags=["webhooks"])
-    def redeliver(delivery_id: str, _p: Annotated[Principal, integrator]) -> dict[str, Any]:
+    def redeliver(delivery_id: str, p: Annotated[Principal, integrator]) -> dict[str, Any]:
         """Send a failed delivery again now, with the same webhook-id (409 if not failed)."""
+        row = db.webhook_delivery(delivery_id)
+        if row is None:
+            raise NotFoundError(f"no webhook delivery {delivery_id!r}")
+        try:
+            own_target(p, row["target_id"])
+        except NotFoundError:
+            raise NotFoundError(f"no webhook delivery {delivery_id!r}") from None
         return ops.redeliver(delivery_id)
 
     @r.delete("/webhooks/{target_id}", tags=["webhooks"])
-    def remove_target(target_id: str, _p: Annotated[Principal, integrator]) -> dict[str, Any]:
+    def remove_target(target_id: str, p: Annotated[Principal, integrator]) -> dict[str, Any]:
+        """Stop one of the caller's targets (404 for another's)."""
+        own_target(p, target_id)
         ops.remove_target(target_id)
         return {"target_id": target_id, "active": False}
 

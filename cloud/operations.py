@@ -17,6 +17,7 @@ Nothing here ever runs inside ingest except the writes to the store.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import sqlite3
@@ -50,8 +51,10 @@ from cloud.ops import (
     default_policy,
     load_policy,
 )
+from cloud.ops.errors import DeliveryError
+from cloud.ops.webhook_addresses import check_target
 from cloud.ops.webhook_signing import new_secret
-from cloud.ops.webhooks import EVENT_TYPES, plan_deliveries
+from cloud.ops.webhooks import EVENT_TYPES, plan_deliveries, send
 from protocol import StopEvent
 
 if TYPE_CHECKING:
@@ -94,6 +97,9 @@ class OperationsSettings:
     """Threads sending webhooks."""
     webhook_keep_delivered_days: float = 30.0
     """Delivered webhooks are forgotten after this many days (failed ones are kept)."""
+    webhook_allow_private: bool = False
+    """Let webhook targets be ``http`` and any address (loopback, private networks); by
+    default only public ``https`` ones (:mod:`cloud.ops.webhook_addresses`)."""
 
     def __post_init__(self) -> None:
         for name in ("webhook_timeout_s", "webhook_backoff_base_s", "webhook_backoff_max_s"):
@@ -151,6 +157,7 @@ class Operations:
             backoff_base_s=settings.webhook_backoff_base_s,
             backoff_max_s=settings.webhook_backoff_max_s,
             on_outcome=coordinator.metrics.webhook_outcome,
+            sender=functools.partial(send, allow_private=settings.webhook_allow_private),
         )
         self._next_prune = 0.0
         self._stopping = threading.Event()
@@ -322,12 +329,22 @@ class Operations:
     # -- webhook targets and customer contacts ---------------------------------------------
 
     def register_target(
-        self, url: str, events: list[str], by: str, carrier_id: str | None = None
+        self,
+        url: str,
+        events: list[str],
+        by: str,
+        carrier_id: str | None = None,
+        owner: str | None = None,
     ) -> dict[str, Any]:
-        """A new webhook target; its signing secret (``whsec_…``) is returned once."""
+        """A new webhook target of ``owner`` (a principal's subject); its signing secret
+        (``whsec_…``) is returned once. Its URL must pass :func:`check_target`."""
         unknown = sorted(set(events) - set(EVENT_TYPES))
         if unknown:
             raise InvalidError(f"unknown webhook events {unknown}; known: {list(EVENT_TYPES)}")
+        try:
+            check_target(url, allow_private=self.settings.webhook_allow_private)
+        except DeliveryError as exc:
+            raise InvalidError(f"webhook target refused: {exc.reason}") from None
         target_id = f"wh-{secrets.token_hex(6)}"
         secret = new_secret()
         try:
@@ -342,6 +359,7 @@ class Operations:
             "carrier_id": carrier_id,
             "created_by": by,
             "created_ms": self.c.now_ms(),
+            "owner": owner,
         }
         with self.db.store.transaction() as conn:
             self.db.put_webhook_target(conn, row)

@@ -1,8 +1,10 @@
 """The driver tablet's API and web app, served by the vehicle agent over the van's Wi-Fi.
 
 JSON under ``/api``; the tablet's static page (``edge/tablet/``) at ``/``. Every error is
-``{"error": ...}`` with a status that says what to do: 404 unknown stop, 409 already final
-(or an event id used for another action), 413 photo too large, 422 bad proof or fields.
+``{"error": ...}`` with a status that says what to do: 401 not paired (the page asks for
+the gateway's pairing code, :mod:`edge.web_guard`), 404 unknown stop, 409 already final
+(or an event id used for another action), 413 photo or body too large, 422 bad proof or
+fields. A request body may be ``http_max_body_bytes``; a delivery, ``max_photo_bytes`` more.
 
 Every POST takes a client-generated ``event_id``. Stop events (arrive, deliver, fail, skip)
 are de-duplicated by the agent's store, durably; the route edits (next, move, break) by a
@@ -26,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.errors import EdgeError, StopFinalError
 from edge.health_api import health_router
 from edge.metrics import edge_registry
+from edge.pairing import Pairing
 from edge.vehicle import VehicleAgent
+from edge.web_guard import guard_device_app
 
 __all__ = ["TABLET_DIR", "create_tablet_app"]
 
@@ -91,7 +95,19 @@ def create_tablet_app(agent: VehicleAgent) -> FastAPI:
     """The tablet's API and web app over one agent."""
     app = FastAPI(title=f"Wayline vehicle {agent.vehicle_id}", version="1")
     replay = _Replay()
-    app.include_router(health_router(agent.node, edge_registry(agent.node, agent.resequencer)))
+    registry = edge_registry(agent.node, agent.resequencer)
+    settings = agent.settings
+    guard_device_app(
+        app,
+        Pairing(agent.store, settings.pairing_code, device=agent.vehicle_id),
+        registry,
+        what="tablet app of vehicle",
+        max_body_bytes=settings.http_max_body_bytes,
+        body_limits=(
+            (r"/api/stops/[^/]+/deliver", settings.http_max_body_bytes + settings.max_photo_bytes),
+        ),
+    )
+    app.include_router(health_router(agent.node, registry))
 
     @app.exception_handler(EdgeError)
     async def _edge_error(_r: Request, exc: EdgeError) -> JSONResponse:

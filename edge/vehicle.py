@@ -73,14 +73,26 @@ class VehicleSettings:
     """Re-sequence when the van runs this much behind the ETA of its next stop."""
     hardware: HardwareSettings = field(default_factory=HardwareSettings)
     """GNSS and CAN sources the agent reads its telemetry from (none: no telemetry)."""
+    pairing_code: str | None = None
+    """The code a tablet gives once to be paired with this gateway (:mod:`edge.pairing`);
+    None: one made at the first start, kept in the store and logged when the tablet app
+    starts."""
+    http_max_body_bytes: int = 1024 * 1024
+    """The largest request body the tablet app takes (413, unread); a delivery may be
+    ``max_photo_bytes`` larger, for its photo."""
 
     def __post_init__(self) -> None:
+        from edge.pairing import check_code
         from protocol.topics import up_topic
 
         try:
             up_topic(self.vehicle_id)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+        if self.pairing_code is not None:
+            check_code(self.pairing_code)
+        if self.http_max_body_bytes < 1024:
+            raise SettingsError("http_max_body_bytes must be at least 1024")
         if not 0 < self.resequence_budget_s <= 30:
             raise SettingsError("resequence budget must be between 0 and 30 s")
 

@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "--can-profile", choices=("fms", "obd2"), default="fms", help="what the bus carries"
     )
     p.add_argument("--fast-sync", action="store_true", help="short sync timers (tests, demo)")
+    p.add_argument("--pairing-code", help="the code that pairs the tablet (default: made once)")
     a = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -189,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         sync = FAST_SYNC if a.fast_sync else SyncSettings()
         settings = VehicleSettings(
-            vehicle_id=a.id, db_path=Path(a.db), broker=parse_broker_url(a.broker), sync=sync
+            vehicle_id=a.id,
+            db_path=Path(a.db),
+            broker=parse_broker_url(a.broker),
+            sync=sync,
+            pairing_code=a.pairing_code,
         )
         gateway = SimulatedGateway(
             settings,

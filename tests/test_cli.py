@@ -4,6 +4,7 @@ broker, ``--version``, JSON logs, and a parser that imports nothing it does not 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import MosquittoBroker, free_port
+from tests.paired import PAIRING_CODE, pair
 from wayline.cli import OUR_ERRORS, build_parser, is_ours
 from wayline.parser import DELEGATED, Delegated
 
@@ -155,13 +157,16 @@ def test_unreachable_broker_is_reported_once_and_the_van_keeps_working(tmp_path:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "WAYLINE_PAIRING_CODE": PAIRING_CODE},
     )
     try:
         deadline = time.monotonic() + 30
         status = None
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/status", timeout=2) as r:
+                auth = pair(f"http://127.0.0.1:{http}", timeout=2)  # as the driver's tablet
+                req = urllib.request.Request(f"http://127.0.0.1:{http}/api/status", headers=auth)
+                with urllib.request.urlopen(req, timeout=2) as r:
                     status = json.load(r)
                 break
             except OSError:
@@ -172,7 +177,7 @@ def test_unreachable_broker_is_reported_once_and_the_van_keeps_working(tmp_path:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not status["connected"]:
                 time.sleep(0.3)
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/status", timeout=2) as r:
+                with urllib.request.urlopen(req, timeout=2) as r:
                     status = json.load(r)
             assert status["connected"] is True, "the van retried and connected by itself"
             proc.terminate()

@@ -16,6 +16,7 @@ from edge.errors import BarcodeError, ReleaseError
 from protocol import RoutePlan, decode, make_envelope
 from sync import Rejected
 from tests.helpers import free_port
+from tests.paired import code_of, pair_client
 from wayline.serve import HttpServer
 
 SMALL = (
@@ -191,11 +192,12 @@ def test_release_checklist_missing_parcels_and_ready_to_depart(agent: DepotAgent
 
 def test_the_terminal_api(agent: DepotAgent) -> None:
     give(agent, route_plan(1, 4))
-    server = HttpServer(create_terminal_app(agent), "127.0.0.1", free_port())
+    app = create_terminal_app(agent)
+    server = HttpServer(app, "127.0.0.1", free_port())
     server.start()
     try:
         with httpx.Client(base_url=server.url) as client:
-            _api(client)
+            _api(pair_client(client, code_of(app)))
     finally:
         server.stop()
 

@@ -16,6 +16,7 @@ from edge.depot.sample import OTHER_DEPOT, route_plan
 from edge.depot.web import create_terminal_app
 from protocol import RoutePlan, make_envelope
 from tests.helpers import free_port, wait_for
+from tests.paired import PAIRING_CODE, pair_client
 from wayline.serve import HttpServer
 
 SMALL = (ContainerSpec("BAG-1", "bag", 60.0, 25.0), ContainerSpec("CAGE-1", "cage", 150.0, 60.0))
@@ -29,6 +30,7 @@ def terminal(tmp_path: Path) -> Iterator[tuple[DepotAgent, str]]:
         db_path=tmp_path / "depot.db",
         broker=None,
         vehicle_containers={"VAN-05": SMALL},
+        pairing_code=PAIRING_CODE,
     )
     agent = DepotAgent(settings)
     server = HttpServer(create_terminal_app(agent), "127.0.0.1", free_port())
@@ -68,6 +70,11 @@ def test_a_mornings_sort_at_the_terminal(page: Any, terminal: tuple[DepotAgent, 
     assert len(codes) > 300
 
     page.goto(url)
+    # the terminal asks for the depot agent's pairing code once
+    page.get_by_test_id("pairing").wait_for()
+    page.fill("#pair-code", PAIRING_CODE)
+    page.click("#pair-confirm")
+    page.get_by_test_id("pairing").wait_for(state="hidden")
     page.wait_for_function("document.getElementById('vehicles').children.length === 5")
     assert page.evaluate("document.activeElement.id") == "scan"
 
@@ -91,6 +98,7 @@ def test_a_mornings_sort_at_the_terminal(page: Any, terminal: tuple[DepotAgent, 
     assert page.evaluate("document.activeElement.id") == "scan"
     # the rest through the terminal's API, as a second scanner on the same agent would
     with httpx.Client(base_url=url) as client:
+        pair_client(client, PAIRING_CODE)
         for code in codes[THROUGH_PAGE:]:
             assert client.post("/api/scan", json={"code": code}).json()["result"] == "ok"
 

@@ -22,6 +22,7 @@ def deliver(gw: GatewayProcess, stop_id: str, event_id: str) -> tuple[int, dict[
         f"{gw.url}/api/stops/{stop_id}/deliver",
         data={"event_id": event_id, "recipient": "At the door"},
         files={"photo": ("door.png", tiny_png(), "image/png")},
+        headers=gw.auth,  # the tablet paired with the gateway
         timeout=30,
     )
     return r.status_code, r.json()

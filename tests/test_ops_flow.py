@@ -260,7 +260,7 @@ def test_a_webhook_target_that_times_out_does_not_block_ingest(tmp_path: Path) -
     silent.listen(64)  # accepts connections, never answers
     c = make(
         tmp_path / "cloud.db", webhook_timeout_s=0.3, webhook_max_attempts=2,
-        webhook_backoff_base_s=0.05, tick_s=0.05,
+        webhook_backoff_base_s=0.05, tick_s=0.05, webhook_allow_private=True,
     )  # fmt: skip
     try:
         network(c, ["van-a"])

@@ -17,6 +17,7 @@ import pytest
 from edge.tablet_api import create_tablet_app
 from edge.vehicle import VehicleAgent, VehicleSettings
 from tests.helpers import free_port, unique_id, wait_for
+from tests.paired import PAIRING_CODE
 from tests.support import feed_plan, make_plan, tiny_png
 from wayline.serve import HttpServer
 
@@ -28,7 +29,10 @@ PHONE = {"width": 412, "height": 915}
 @pytest.fixture
 def tablet(tmp_path: Path) -> Iterator[tuple[VehicleAgent, str]]:
     van = unique_id("van")
-    agent = VehicleAgent(VehicleSettings(vehicle_id=van, db_path=tmp_path / "van.db", broker=None))
+    settings = VehicleSettings(
+        vehicle_id=van, db_path=tmp_path / "van.db", broker=None, pairing_code=PAIRING_CODE
+    )
+    agent = VehicleAgent(settings)
     agent.start()
     server = HttpServer(create_tablet_app(agent), "127.0.0.1", free_port())
     try:
@@ -69,11 +73,26 @@ def next_id(page: Any) -> str:
     return page.get_attribute("[data-testid=next]", "data-stop-id")
 
 
+def pair_page(page: Any, code: str = PAIRING_CODE) -> None:
+    """The tablet asks for the gateway's pairing code once; the driver types it."""
+    page.get_by_test_id("pairing").wait_for()
+    page.fill("#pair-code", code)
+    page.click("#pair-confirm")
+    page.get_by_test_id("pairing").wait_for(state="hidden")
+
+
 def test_a_whole_route_on_the_tablet(tablet, page, tmp_path: Path) -> None:
     agent, url = tablet
     page.set_viewport_size(PHONE)
     page.goto(url)
     banner = page.get_by_test_id("banner")
+
+    # not paired yet: the tablet asks for the gateway's code; a wrong one is refused
+    page.get_by_test_id("pairing").wait_for()
+    page.fill("#pair-code", "00000000")
+    page.click("#pair-confirm")
+    page.get_by_test_id("pair-error").filter(has_text="wrong pairing code").wait_for()
+    pair_page(page)
 
     # the route shows: next stop prominent, the list in order, offline and waiting to sync
     first = agent.status()["next"]
@@ -197,6 +216,7 @@ def test_layout_for_a_phone(tablet, page, tmp_path: Path) -> None:
     _agent, url = tablet
     page.set_viewport_size(PHONE)
     page.goto(url)
+    pair_page(page)
     page.locator("#remaining li").first.wait_for()
     screenshot(page, tmp_path / "route.png")
     small = page.evaluate(

@@ -8,6 +8,7 @@ process served over HTTP and killed with SIGKILL.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -28,6 +29,7 @@ from cloud import ConflictError, Coordinator
 from edge.tablet_api import create_tablet_app
 from edge.vehicle import VehicleAgent
 from tests.helpers import MosquittoBroker, free_port, unique_id, wait_for
+from tests.paired import PAIRING_CODE, code_of, pair, pair_client
 from tests.support import (
     assert_contiguous,
     cloud_facts,
@@ -120,30 +122,43 @@ class VehicleProcess:
         ]
         self.log = log
         self.p: subprocess.Popen[bytes] | None = None
+        self.auth: dict[str, str] = {}
+        """The paired tablet's session (it survives the process's restarts)."""
 
     def start(self) -> None:
+        env = {**os.environ, "WAYLINE_PAIRING_CODE": PAIRING_CODE}
         with self.log.open("ab") as out:
-            self.p = subprocess.Popen(self.args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            self.p = subprocess.Popen(
+                self.args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env
+            )
         wait_for(self._answers, timeout=60, interval=0.1, message="the vehicle's tablet API")
+        if not self.auth:
+            self.auth = pair(self.url)
 
     def _answers(self) -> bool:
         assert self.p is not None
         if self.p.poll() is not None:
             raise AssertionError(f"vehicle exited: {self.log.read_text()[-2000:]}")
         try:
-            return self.status() is not None
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=5):
+                return True
         except OSError:
             return False
 
     def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/api/status", timeout=5) as r:
+        req = urllib.request.Request(f"{self.url}/api/status", headers=self.auth)
+        with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())  # type: ignore[no-any-return]
 
     def deliver(self, stop_id: str, event_id: str) -> tuple[int, dict[str, Any]]:
         form = {"event_id": event_id, "recipient": "At the door"}
         files = {"photo": ("door.png", tiny_png(), "image/png")}
         r = httpx.post(
-            f"{self.url}/api/stops/{stop_id}/deliver", data=form, files=files, timeout=30
+            f"{self.url}/api/stops/{stop_id}/deliver",
+            data=form,
+            files=files,
+            headers=self.auth,
+            timeout=30,
         )
         return r.status_code, r.json()
 
@@ -304,11 +319,12 @@ def tablet_http(tmp_path: Path) -> Iterator[tuple[VehicleAgent, httpx.Client]]:
     with running_agent(van, tmp_path / "van.db", None) as agent:
         feed_plan(agent, make_plan(van, 4), seq=1)
         wait_for(lambda: agent.book.route() is not None, message="the plan applied")
-        server = HttpServer(create_tablet_app(agent), "127.0.0.1", free_port())
+        app = create_tablet_app(agent)
+        server = HttpServer(app, "127.0.0.1", free_port())
         server.start()
         try:
             with httpx.Client(base_url=server.url, timeout=30) as client:
-                yield agent, client
+                yield agent, pair_client(client, code_of(app))
         finally:
             server.stop()
 

@@ -52,7 +52,11 @@ class Cloud:
             sys.executable, "-m", "wayline", "cloud", "--broker", broker.url, "--db", str(db),
             "--http", f"127.0.0.1:{self.port}",
         ]  # fmt: skip
-        self.env = {**os.environ, "WAYLINE_ENV": "development", **env}
+        self.env = {
+            **os.environ, "WAYLINE_ENV": "development",
+            "WAYLINE_WEBHOOK_ALLOW_PRIVATE": "true",  # the receivers are on 127.0.0.1
+            **env,
+        }  # fmt: skip
         self.log = log
         self.p: subprocess.Popen[bytes] | None = None
 
@@ -254,7 +258,11 @@ def test_failed_deliveries_are_listed_and_sent_again_through_the_api(
 ) -> None:
     receiver = start(receivers, fail_times=10**6, status=404)
     c = make(
-        tmp_path / "cloud.db", webhook_max_attempts=2, webhook_backoff_base_s=0.05, tick_s=0.05
+        tmp_path / "cloud.db",
+        webhook_max_attempts=2,
+        webhook_backoff_base_s=0.05,
+        tick_s=0.05,
+        webhook_allow_private=True,
     )
     try:
         c.start()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from wayline.errors import ConfigError
 from wayline.serve import run_until_signal
@@ -68,6 +68,10 @@ def _given(config: AgentConfig, **names: str) -> dict[str, Any]:
         for name, field in names.items()
         if name in config.model_fields_set
     }
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def broker_address(config: AgentConfig, login: str) -> BrokerAddress:
@@ -122,6 +126,10 @@ def cloud_settings(config: CloudConfig) -> CloudSettings:
         "WAYLINE_TOKEN_PEPPER": config.token_pepper.get_secret_value(),
         "WAYLINE_WEBHOOK_SECRET": config.webhook_secret.get_secret_value(),
         "WAYLINE_SESSION_MAX_AGE_S": str(config.session_max_age_s),
+        "WAYLINE_HTTP_MAX_BODY_BYTES": str(config.http_max_body_bytes),
+        "WAYLINE_LOGIN_MAX_FAILURES": str(config.login_max_failures),
+        "WAYLINE_LOGIN_LOCKOUT_S": str(config.login_lockout_s),
+        "WAYLINE_TRUSTED_ORIGINS": ",".join(config.trusted_origins),
     }
     with _refused_as(config, None, SettingsError):
         ops = OpsSettings.from_env(secret)
@@ -179,6 +187,7 @@ def cloud_settings(config: CloudConfig) -> CloudSettings:
                 webhook_backoff_base_s="webhook_backoff_base_s",
                 webhook_backoff_max_s="webhook_backoff_max_s",
                 webhook_workers="webhook_workers",
+                webhook_allow_private="webhook_allow_private",
             ),
         )
     with _refused_as(config, "cutoff", ValueError):
@@ -254,10 +263,12 @@ def vehicle_settings(config: VehicleConfig) -> VehicleSettings:
             broker=broker,
             sync=sync_settings(config),
             hardware=hardware,
+            pairing_code=_secret(config.pairing_code),
             **_given(
                 config,
                 resequence_budget_s="resequence_budget_s",
                 delay_threshold_s="delay_threshold_s",
+                http_max_body_bytes="http_max_body_bytes",
             ),
         )
 
@@ -295,7 +306,10 @@ def depot_settings(config: DepotConfig) -> DepotSettings:
             broker=broker,
             sync=sync_settings(config),
             location=config.at,
-            **_given(config, same_depot_m="same_depot_m"),
+            pairing_code=_secret(config.pairing_code),
+            **_given(
+                config, same_depot_m="same_depot_m", http_max_body_bytes="http_max_body_bytes"
+            ),
         )
 
 

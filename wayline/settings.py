@@ -81,6 +81,9 @@ class AgentConfig(BaseSettings):
         DEFAULT_MAX_BYTES, ge=1024, le=MAX_PAYLOAD_CEILING, description="largest message, bytes"
     )
     log_format: Literal["text", "json"] = Field("text", description="log lines as text or JSON")
+    http_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest HTTP request body, bytes (413 beyond)"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -175,6 +178,10 @@ class CloudConfig(AgentConfig):
     webhook_backoff_max_s: float = Field(6 * 3600.0, gt=0, description="longest wait")
     webhook_workers: int = Field(4, ge=1, le=64, description="threads sending webhooks")
     dashboard_users: tuple[DashboardUserConfig, ...] = Field((), description="dashboard logins")
+    login_max_failures: int = Field(5, ge=1, description="failed logins that lock a user name")
+    login_lockout_s: int = Field(15 * 60, gt=0, description="failed-login window and lockout")
+    trusted_origins: tuple[str, ...] = Field((), description="origins taken as the API's own")
+    webhook_allow_private: bool = Field(False, description="webhooks to http and any address")
     device_policy: Literal["registered", "open"] = Field(
         "registered", description="registered: only declared devices sync; open: any device"
     )
@@ -225,6 +232,7 @@ class VehicleConfig(AgentConfig):
     hardware_reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="longest such wait")
     resequence_budget_s: float = Field(0.2, gt=0, le=30, description="re-sequencer time budget")
     delay_threshold_s: int = Field(300, gt=0, description="re-sequence when this late")
+    pairing_code: SecretStr | None = Field(None, description="code that pairs the tablet")
 
 
 class DepotConfig(AgentConfig):
@@ -235,6 +243,7 @@ class DepotConfig(AgentConfig):
     id: str = Field(min_length=1, description="depot id, also its broker login")
     at: tuple[float, float] | None = Field(None, description="depot location LAT,LON")
     same_depot_m: float = Field(1000.0, gt=0, description="a plan's depot this close is ours")
+    pairing_code: SecretStr | None = Field(None, description="code that pairs the terminal")
 
     @field_validator("at", mode="before")
     @classmethod

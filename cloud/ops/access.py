@@ -73,6 +73,8 @@ class Principal:
     roles: frozenset[Role]
     carrier_id: str | None = None
     via: str = "token"
+    session_id: str | None = None
+    """The dashboard session a cookie names (None for a token)."""
 
 
 @dataclass(frozen=True)

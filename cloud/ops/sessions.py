@@ -1,9 +1,11 @@
 """The dashboard's login: password hashes and a signed session cookie.
 
 Passwords are hashed with scrypt (:func:`hash_password`, :func:`check_password`). A session
-is a cookie ``<payload>.<mac>``: base64url JSON (who, roles, carrier, issued at) and an
-HMAC-SHA256 of it with the session secret from the settings; :meth:`SessionSigner.verify`
-refuses one that was tampered with or is older than ``max_age_s``.
+is a cookie ``<payload>.<mac>``: base64url JSON (who, roles, carrier, issued at, a random
+session id) and an HMAC-SHA256 of it with the session secret from the settings;
+:meth:`SessionSigner.verify` refuses one that was tampered with or is older than
+``max_age_s``. The coordinator also keeps each session id in its store
+(:class:`cloud.api_access.Access`), so that a logout ends the session for good.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class SessionSigner:
             "roles": sorted(principal.roles),
             "carrier_id": principal.carrier_id,
             "iat": int(time.time() if now is None else now),
+            "sid": principal.session_id or secrets.token_urlsafe(16),
         }
         payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
         return f"{payload}.{self._mac(payload)}"
@@ -102,7 +105,15 @@ class SessionSigner:
         age = (time.time() if now is None else now) - issued
         if age > self.max_age_s or age < -60:
             raise AuthenticationError("session expired; log in again")
-        return Principal(body["sub"], body["name"], roles, body.get("carrier_id"), via="session")
+        sid = body.get("sid")
+        return Principal(
+            body["sub"],
+            body["name"],
+            roles,
+            body.get("carrier_id"),
+            via="session",
+            session_id=sid if isinstance(sid, str) else None,
+        )
 
     def login(
         self,

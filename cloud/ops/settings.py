@@ -11,10 +11,18 @@ Build it once in the entry point (``OpsSettings.from_env()``) and pass it down.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cloud.ops.errors import SettingsError
 
@@ -55,6 +63,32 @@ class OpsSettings(BaseModel):
     token_pepper: str = ""
     webhook_secret: str = ""
     session_max_age_s: int = Field(default=12 * 3600, gt=0)
+    http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """The largest request body the API takes; a larger one is refused (413) unread."""
+    login_max_failures: int = Field(default=5, ge=1)
+    """Failed dashboard logins of one user name within ``login_lockout_s`` that lock the
+    name for ``login_lockout_s``; four times as many from one client address lock that
+    address."""
+    login_lockout_s: int = Field(default=15 * 60, gt=0)
+    """The window failed logins are counted in, and how long a lockout lasts."""
+    trusted_origins: tuple[str, ...] = ()
+    """Origins (``https://ops.example.com``) whose dashboard writes are taken as the API's
+    own although the ``Host`` header differs (a proxy that does not pass it on)."""
+
+    @field_validator("trusted_origins", mode="before")
+    @classmethod
+    def _origins_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip() for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("trusted_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://ops.example.com")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -88,7 +122,8 @@ class OpsSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OpsSettings:
         """Read ``WAYLINE_ENV``, ``WAYLINE_SESSION_SECRET``, ``WAYLINE_TOKEN_PEPPER``,
-        ``WAYLINE_WEBHOOK_SECRET``, ``WAYLINE_SESSION_MAX_AGE_S``."""
+        ``WAYLINE_WEBHOOK_SECRET``, ``WAYLINE_SESSION_MAX_AGE_S`` and the rest of the fields
+        (``WAYLINE_LOGIN_MAX_FAILURES``...; ``WAYLINE_TRUSTED_ORIGINS`` comma-separated)."""
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for field in cls.model_fields:

@@ -33,6 +33,7 @@ import http.client
 import json
 import logging
 import random
+import socket
 import threading
 import time
 import urllib.parse
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cloud.ops.errors import DeliveryError
+from cloud.ops.webhook_addresses import check_target
 from cloud.ops.webhook_signing import (
     REPLAY_WINDOW_S,
     SIGNATURE_HEADER,
@@ -212,21 +214,41 @@ class DeliveryStore(Protocol):
         ...
 
 
-def send(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> int:
+def send(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout_s: float,
+    *,
+    allow_private: bool = True,
+) -> int:
     """POST ``body`` as JSON and return the status, whatever it is.
 
     Raises :class:`DeliveryError` (retryable) when no answer came: a timeout, a refused or
     broken connection. ``http.client`` directly (not urllib) so that the connection is
     closed on every path, a timeout while waiting for the answer included.
+
+    Unless ``allow_private``, the target is checked first by
+    :func:`cloud.ops.webhook_addresses.check_target` (public ``https`` only; refused: a
+    :class:`DeliveryError` that is not retried) and the connection goes to the address that
+    was checked, with the URL's host name for TLS and ``Host``. The coordinator's dispatcher
+    sends this way (``OperationsSettings.webhook_allow_private`` is False by default).
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DeliveryError(f"not an http(s) URL: {url!r}", retryable=False)
+    pinned = check_target(url, allow_private=allow_private)
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
     connection = kind(parts.hostname, parts.port, timeout=timeout_s)
+    if pinned is not None:
+        # connect to the checked address; TLS and Host still use the URL's host name
+        def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+            return socket.create_connection((pinned, address[1]), *args, **kwargs)
+
+        connection._create_connection = connect  # type: ignore[attr-defined]
     try:
         connection.request(
             "POST", path, body=body, headers={"Content-Type": "application/json", **headers}

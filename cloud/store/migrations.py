@@ -205,4 +205,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_ms);
     CREATE INDEX webhook_deliveries_target ON webhook_deliveries (target_id, created_ms)
     """,
+    # 8: dashboard sessions kept server-side, so a logout ends a session for good (a cookie
+    #    copied before is refused after), and the owner of each webhook target (the API
+    #    token or user that registered it: only it lists, reads or removes the target)
+    """
+    CREATE TABLE dashboard_sessions (
+        session_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL, ended_ms INTEGER);
+    CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_ms);
+    ALTER TABLE webhook_targets ADD COLUMN owner TEXT
+    """,
 )

@@ -80,14 +80,25 @@ class DepotSettings:
     same_depot_m: float = 1000.0
     containers: tuple[ContainerSpec, ...] = DEFAULT_CONTAINERS
     vehicle_containers: Mapping[str, tuple[ContainerSpec, ...]] = field(default_factory=dict)
+    pairing_code: str | None = None
+    """The code a terminal gives once to be paired with this depot agent
+    (:mod:`edge.pairing`); None: one made at the first start, kept in the store and logged
+    when the terminal app starts."""
+    http_max_body_bytes: int = 1024 * 1024
+    """The largest request body the terminal app takes (413, unread)."""
 
     def __post_init__(self) -> None:
+        from edge.pairing import check_code
         from protocol.topics import up_topic
 
         try:
             up_topic(self.depot_id)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+        if self.pairing_code is not None:
+            check_code(self.pairing_code)
+        if self.http_max_body_bytes < 1024:
+            raise SettingsError("http_max_body_bytes must be at least 1024")
         for specs in (self.containers, *self.vehicle_containers.values()):
             names = [c.container_id for c in specs]
             if not specs or len(set(names)) != len(names):

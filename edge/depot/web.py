@@ -9,6 +9,9 @@ is no barcode, 404 an unknown vehicle, 409 a release refused.
 - ``GET /api/vehicles/{id}/checklist`` → every parcel of a vehicle: sorted, missing, re-sort.
 - ``POST /api/vehicles/{id}/release`` ``{"force": false}`` → ready to depart.
 - ``POST /api/exceptions/{id}/handled`` → hide an exception the floor has dealt with.
+
+Every ``/api`` call needs a paired terminal (401 otherwise: the page asks for the depot
+agent's pairing code, :mod:`edge.web_guard`); a request body may be ``http_max_body_bytes``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from edge.depot.agent import DepotAgent
 from edge.errors import EdgeError
 from edge.health_api import health_router
 from edge.metrics import edge_registry
+from edge.pairing import Pairing
+from edge.web_guard import guard_device_app
 
 __all__ = ["TERMINAL_DIR", "create_terminal_app"]
 
@@ -46,7 +51,15 @@ class _Release(BaseModel):
 def create_terminal_app(agent: DepotAgent) -> FastAPI:
     """The terminal's API and web app over one depot agent."""
     app = FastAPI(title=f"Wayline depot {agent.depot_id}", version="1")
-    app.include_router(health_router(agent.node, edge_registry(agent.node)))
+    registry = edge_registry(agent.node)
+    guard_device_app(
+        app,
+        Pairing(agent.store, agent.settings.pairing_code, device=agent.depot_id),
+        registry,
+        what="terminal app of depot",
+        max_body_bytes=agent.settings.http_max_body_bytes,
+    )
+    app.include_router(health_router(agent.node, registry))
 
     @app.exception_handler(EdgeError)
     async def _edge_error(_r: Request, exc: EdgeError) -> JSONResponse:

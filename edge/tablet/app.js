@@ -1,7 +1,8 @@
 /* Wayline driver tablet. Plain JS, no framework, nothing from the network but the gateway.
  *
  * Polls /api/status every 2 s. Every POST carries an event_id made when the driver starts
- * the action, so a retried tap or a retried request after a lost answer records once. */
+ * the action, so a retried tap or a retried request after a lost answer records once.
+ * A tablet not paired with the gateway (401 with "pair") asks for its pairing code once. */
 "use strict";
 
 const POLL_MS = 2000;
@@ -55,6 +56,7 @@ async function request(method, path, body) {
     }
     let data = null;
     try { data = await res.json(); } catch (_) { data = null; }
+    if (res.status === 401 && data && data.pair) showPairing();
     if (!res.ok) {
       const msg = (data && (data.error || (typeof data.detail === "string" && data.detail))) || res.statusText;
       throw new ApiError(res.status, msg);
@@ -66,6 +68,7 @@ async function request(method, path, body) {
 
 const HINTS = {
   0: "No connection to the van",
+  401: "Not paired with the van",
   404: "Not on this route",
   409: "Already done",
   413: "Photo too large",
@@ -105,7 +108,44 @@ async function act(method, path, body, doneText) {
   }
 }
 
+// -- pairing with the gateway ------------------------------------------------------------
+
+function pairingShown() { return !$("sheet-pair").hidden; }
+
+function showPairing() {
+  if (pairingShown()) return;
+  closeSheets();
+  $("pair-error").hidden = true;
+  $("sheet-pair").hidden = false;
+  $("pair-code").focus();
+}
+
+async function submitPairing(ev) {
+  ev.preventDefault();
+  const code = $("pair-code").value.trim();
+  if (!code) return;
+  let res, data = null;
+  try {
+    res = await fetch("/api/pair", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
+    });
+    try { data = await res.json(); } catch (_) { data = null; }
+  } catch (err) {
+    res = null;
+  }
+  if (res && res.ok) {
+    $("pair-code").value = "";
+    $("sheet-pair").hidden = true;
+    banner("Tablet paired with the van", "info");
+    poll();
+    return;
+  }
+  $("pair-error").textContent = res ? ((data && data.error) || res.statusText) : "Cannot reach the van's gateway";
+  $("pair-error").hidden = false;
+}
+
 async function poll() {
+  if (pairingShown()) return;
   try {
     render(await request("GET", "/api/status"));
   } catch (err) {
@@ -234,7 +274,7 @@ function openSheet(id) {
 }
 
 function closeSheets() {
-  for (const s of document.querySelectorAll(".sheet")) s.hidden = true;
+  for (const s of document.querySelectorAll(".sheet:not(#sheet-pair)")) s.hidden = true;
   current = null;
 }
 
@@ -429,6 +469,7 @@ function wire() {
   for (const b of document.querySelectorAll(".quick-reason")) b.addEventListener("click", () => { $("move-reason").value = b.textContent; });
   $("form-deliver").addEventListener("submit", submitDeliver);
   $("form-move").addEventListener("submit", submitMove);
+  $("form-pair").addEventListener("submit", submitPairing);
   $("sig-clear").addEventListener("click", clearSignature);
   $("barcode").addEventListener("keydown", (ev) => {
     // a keyboard-wedge scanner types the code and Enter: add it, do not submit the form

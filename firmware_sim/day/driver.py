@@ -133,7 +133,7 @@ class VanDriver(threading.Thread):
             url = self.gw.url + base + "/deliver"
 
             def tap() -> Any:
-                return _form(url, fields)
+                return _form(url, fields, self.gw.auth)
         else:
             body = {"event_id": f"{sid}-done", "reason": reason or "absent"}
 
@@ -198,7 +198,8 @@ class VanDriver(threading.Thread):
             pass
 
 
-def _form(url: str, fields: dict[str, str]) -> Any:
+def _form(url: str, fields: dict[str, str], headers: dict[str, str]) -> Any:
     data = urllib.parse.urlencode(fields).encode()
-    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=30) as resp:
+    request = urllib.request.Request(url, data=data, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as resp:
         return resp.read()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import signal
 import subprocess
 import sys
@@ -66,6 +67,11 @@ class GatewayProcess:
             str(period_s),
             *(extra or []),
         ]
+        self.pairing_code = secrets.token_hex(8)
+        """The gateway's pairing code (``--pairing-code``): the driver bot pairs with it."""
+        self.args += ["--pairing-code", self.pairing_code]
+        self.auth: dict[str, str] = {}
+        """The paired tablet's session header; it survives the gateway's restarts."""
         self.popen: subprocess.Popen[bytes] | None = None
         self.power_cuts = 0
 
@@ -85,7 +91,10 @@ class GatewayProcess:
                 tail = self.log.read_text(errors="replace")[-2000:]
                 raise GatewayProcessError(f"gateway {self.vehicle_id} exited:\n{tail}")
             try:
-                self.get("/api/status")
+                self.get("/healthz")
+                if not self.auth:
+                    token = self.post("/api/pair", {"code": self.pairing_code})["token"]
+                    self.auth = {"Authorization": f"Bearer {token}"}
                 return
             except OSError:
                 if time.monotonic() > deadline:
@@ -143,7 +152,8 @@ class GatewayProcess:
 
     def get(self, path: str) -> Any:
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            req = urllib.request.Request(self.url + path, headers=self.auth)
+            with urllib.request.urlopen(req, timeout=10) as r:
                 return json.loads(r.read())
         except urllib.error.HTTPError as exc:
             raise GatewayProcessError(f"GET {path}: {exc.code} {exc.read()[:200]!r}") from None
@@ -152,7 +162,7 @@ class GatewayProcess:
         req = urllib.request.Request(
             self.url + path,
             data=json.dumps(body).encode(),
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **self.auth},
         )
         try:
             with urllib.request.urlopen(req, timeout=30) as r:

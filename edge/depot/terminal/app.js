@@ -1,4 +1,5 @@
-/* Wayline depot terminal: a keyboard-wedge scanner types into #scan, always focused. */
+/* Wayline depot terminal: a keyboard-wedge scanner types into #scan, always focused.
+ * A terminal not paired with the depot agent (401 with "pair") asks for its code once. */
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -25,8 +26,41 @@ async function api(method, path, body) {
   });
   let data = {};
   try { data = await res.json(); } catch (e) { data = { error: `HTTP ${res.status}` }; }
+  if (res.status === 401 && data.pair) showPairing();
   return { ok: res.ok, status: res.status, data };
 }
+
+/* -- pairing with the depot agent --------------------------------------------------------- */
+
+function showPairing() {
+  const dlg = $("pairing");
+  if (dlg.open) return;
+  $("pair-error").hidden = true;
+  dlg.showModal();
+  $("pair-code").focus();
+}
+
+$("pair-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const code = $("pair-code").value.trim();
+  if (!code) return;
+  let res = null, data = {};
+  try {
+    res = await fetch("/api/pair", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
+    });
+    try { data = await res.json(); } catch (e) { data = {}; }
+  } catch (e) { res = null; }
+  if (res && res.ok) {
+    $("pair-code").value = "";
+    $("pairing").close();
+    refocus();
+    refresh();
+    return;
+  }
+  $("pair-error").textContent = res ? (data.error || `HTTP ${res.status}`) : "the depot agent does not answer";
+  $("pair-error").hidden = false;
+});
 
 /* -- the scan field: always focused; Enter or Tab ends a read --------------------------- */
 
@@ -95,6 +129,7 @@ function scheduleStatus(ms) {
 }
 
 async function refresh() {
+  if ($("pairing").open) return;
   let r;
   try { r = await api("GET", "/api/status"); } catch (e) { return; }
   if (!r.ok) return;
