@@ -6,8 +6,8 @@
   else 503; the body names the checks and nothing else (:mod:`sync.health`).
 - ``/metrics``: Prometheus text from the app's own registry (:mod:`edge.metrics`).
 
-None of them asks for credentials, like the rest of these servers: they listen on the van's
-Wi-Fi or the sorter's LAN, and say nothing about parcels or people.
+None of them asks for credentials (unlike ``/api``, which only a paired device may call:
+:mod:`edge.web_guard`): they say nothing about parcels or people.
 """
 
 from __future__ import annotations
