@@ -427,7 +427,7 @@ class SyncNode(Sending):
                 return "seq", why
         elif env.kind == "ack":
             verdict = ack_verdict(
-                env.body.upto,  # type: ignore[union-attr]
+                env.body.upto,
                 acked=self._acked.get(peer, 0),
                 published=self._published.get(peer, 0),
                 top=self._top.get(peer, 0),
@@ -437,7 +437,7 @@ class SyncNode(Sending):
             if isinstance(verdict, tuple):
                 return "ack", verdict[1]
         elif env.kind == "resend_request":
-            from_seq = env.body.from_seq  # type: ignore[union-attr]
+            from_seq = env.body.from_seq
             why = resend_refusal(from_seq, self._published.get(peer, 0))
             if why is not None:
                 return "resend", why
