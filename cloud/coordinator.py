@@ -67,8 +67,9 @@ class CloudSettings:
     device_policy: DevicePolicy = "open"
     """``registered``: only devices in the registry (``wayline admin add-device``) or the
     network model may sync; ``open``: any other device is taken as what it first announces.
-    ``wayline cloud`` defaults to ``registered``; ``open`` is for development and tests that
-    start devices no one declared (:mod:`cloud.device_registry`)."""
+    ``wayline cloud`` defaults to ``registered`` (``open`` with ``WAYLINE_ENV=development``);
+    ``open`` is for development and tests that start devices no one declared
+    (:mod:`cloud.device_registry`)."""
 
 
 class Coordinator:

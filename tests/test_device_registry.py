@@ -398,3 +398,25 @@ def test_the_registry_reads_admin_rows_before_the_network(tmp_path: Path) -> Non
             DeviceRegistry(c.db, policy="closed", hub_id="cloud", on_state=c.on_state)  # type: ignore[arg-type]
     finally:
         c.stop()
+
+
+@pytest.mark.parametrize(
+    ("given", "env", "policy"),
+    [
+        ({}, "development", "open"),
+        ({}, "production", "registered"),
+        ({"device_policy": "registered"}, "development", "registered"),
+        ({"device_policy": "open"}, "production", "open"),
+    ],
+)
+def test_wayline_cloud_is_registered_unless_in_development_or_told(
+    tmp_path: Path, given: dict[str, str], env: str, policy: str
+) -> None:
+    from wayline.agents import cloud_settings
+    from wayline.settings import CloudConfig
+
+    secrets = {k: "x" * 40 for k in ("session_secret", "token_pepper", "webhook_secret")}
+    config = CloudConfig(
+        db=tmp_path / "cloud.db", broker="mqtt://127.0.0.1:1883", env=env, **secrets, **given
+    )  # type: ignore[arg-type]
+    assert cloud_settings(config).device_policy == policy

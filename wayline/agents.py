@@ -211,7 +211,8 @@ def cloud_settings(config: CloudConfig) -> CloudSettings:
         rebalance_interval_s=config.rebalance_every or None,
         operations=operations,
         morning=morning,
-        device_policy=config.device_policy,
+        device_policy=config.device_policy
+        or ("open" if config.env == "development" else "registered"),
     )
 
 

@@ -182,8 +182,8 @@ class CloudConfig(AgentConfig):
     login_lockout_s: int = Field(15 * 60, gt=0, description="failed-login window and lockout")
     trusted_origins: tuple[str, ...] = Field((), description="origins taken as the API's own")
     webhook_allow_private: bool = Field(False, description="webhooks to http and any address")
-    device_policy: Literal["registered", "open"] = Field(
-        "registered", description="registered: only declared devices sync; open: any device"
+    device_policy: Literal["registered", "open"] | None = Field(
+        None, description="registered: declared devices only; open: any; none: by env"
     )
 
     @field_validator("timezone")
