@@ -280,8 +280,8 @@ class Dispatcher:
         depot_id, day, trigger, trigger_ids = job
         bound = "time" if result.seconds >= 0.95 * params["time_limit_s"] else "iterations"
         self.c.metrics.plan_solved(kind, result.solver, seconds)
-        now = self.c.now_ms()
         with self.c.node.transaction() as tx:
+            now = self.c.now_ms()  # once the store is ours: after what ingest saved meanwhile
             if kind == "plan":  # planned meanwhile by another coordinator on this store
                 found = self.db.morning_plan(f"{depot_id}/{day}", tx.conn)
                 if found is not None:

@@ -285,7 +285,8 @@ def test_the_first_user_and_tokens_open_a_production_coordinator(
                 "name": "ana", "roles": ["ops", "viewer"], "carrier_id": None, "via": "session"
             }  # fmt: skip
             assert http.get("/dashboard", headers=session).status_code == 200
-            made = http.post("/v1/tokens", headers=session, json=issue)
+            same_site = session | {"origin": str(http.base_url).rstrip("/")}  # CSRF rule
+            made = http.post("/v1/tokens", headers=same_site, json=issue)
             assert made.status_code == 201, made.text  # ops may issue tokens
 
 

@@ -309,12 +309,16 @@ def test_noisy_nmea_and_foreign_frames_are_counted_and_never_stored(
                 CanSimulator(lambda: TRUCK, bus=spec, dbc=DBC, period_s=0.05) as truck,
                 agent_on(broker, tmp_path, hardware) as (agent, up),
             ):
-                for arb in (0x18FEE000, 0x18FEE500, 0x0CF00300):  # VD, HOURS, EEC2: not ours
-                    truck.send(can.Message(arbitration_id=arb, data=bytes(8)))
                 wait_for(lambda: len(up.samples()) >= 3, timeout=20, message="telemetry")
                 stats = agent.hardware.stats()
                 assert stats["gnss"]["bad_checksum"] >= 3 and stats["gnss"]["garbage"] >= 1
-                wait_for(lambda: agent.hardware.stats()["can"]["unknown"] >= 3)
+
+                def foreign_frames_counted() -> bool:
+                    for arb in (0x18FEE000, 0x18FEE500, 0x0CF00300):  # VD, HOURS, EEC2
+                        truck.send(can.Message(arbitration_id=arb, data=bytes(8)))
+                    return agent.hardware.stats()["can"]["unknown"] >= 3
+
+                wait_for(foreign_frames_counted, interval=0.2, message="foreign frames counted")
                 assert all(t.lat == pytest.approx(HERE[0], abs=1e-5) for t in up.samples())
                 position = agent.book.position()
                 assert position is not None and position["lat"] == pytest.approx(HERE[0], abs=1e-5)

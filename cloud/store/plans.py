@@ -102,11 +102,14 @@ class PlanStore(StoreBase):
     def latest_plan_of(
         self, vehicle_id: str, conn: sqlite3.Connection | None = None
     ) -> RoutePlan | None:
-        """The newest plan version sent to a vehicle, on any route."""
+        """The newest plan version sent to a vehicle: the highest version of the route it
+        was sent last. Versions, not times, order one route's plans (two writers' clocks, read
+        before each got the store, need not agree with the order they saved in)."""
         row = self.one(
             conn,
-            "SELECT plan FROM routes WHERE vehicle_id = ? ORDER BY created_ms DESC, version DESC "
-            "LIMIT 1",
+            "SELECT plan FROM routes WHERE vehicle_id = ?1 AND route_id = (SELECT route_id "
+            "FROM routes WHERE vehicle_id = ?1 ORDER BY created_ms DESC, version DESC LIMIT 1) "
+            "ORDER BY version DESC LIMIT 1",
             (vehicle_id,),
         )
         return RoutePlan.model_validate_json(row["plan"]) if row else None
