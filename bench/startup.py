@@ -51,7 +51,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol import decode, state_topic
-from tests.helpers import REPO_ROOT, MosquittoBroker
+from tests.helpers import REPO_ROOT, MosquittoBroker, free_port
 
 CLOUD_ONLY = ("ortools", "pyvrp", "pyvroom", "pandas", "matplotlib")
 GOAL_RSS_MB = 80.0
@@ -156,12 +156,16 @@ def start_agent(
     work: Path,
     idle_s: float,
     python_flags: tuple[str, ...] = (),
+    serve: bool = False,
 ) -> tuple[Start, str]:
-    """Start ``wayline ROLE`` once; its figures and its stderr. Raises if it never comes
-    online (with the tail of its log)."""
+    """Start ``wayline ROLE`` once (``serve``: with its tablet or terminal on a loopback
+    port); its figures and its stderr. Raises if it never comes online (with the tail of
+    its log)."""
     device = f"{role[:3]}-{uuid.uuid4().hex[:8]}"
     err = work / f"{device}.stderr"
     args = [role, "--id", device, "--broker", broker.url, "--db", str(work / f"{device}.db")]
+    if serve:
+        args += ["--http", f"127.0.0.1:{free_port()}"]
     command = [*wayline.command, *args]
     if python_flags:  # through the interpreter, not the console script
         command = [sys.executable, *python_flags, "-m", "wayline", *args]
@@ -231,18 +235,23 @@ def agents(broker: MosquittoBroker, work: Path, runs: int, idle_s: float) -> Non
         "| peak (VmHWM) max MB | goals |"
     )
     print("|---|---:|---:|---:|---:|---:|---|")
-    for role in ("vehicle", "depot"):
+    for role, serve in (("vehicle", False), ("vehicle", True), ("depot", False), ("depot", True)):
+        name = f"wayline {role}" + (" --http (tablet)" if role == "vehicle" else " --http")
+        name = name if serve else f"wayline {role}"
         try:
-            start_agent(wayline, role, broker, work, 0.0)  # byte-code written, disk cache warm
-            starts = [start_agent(wayline, role, broker, work, idle_s)[0] for _ in range(runs)]
+            start_agent(wayline, role, broker, work, 0.0, serve=serve)  # byte-code, disk cache
+            starts = [
+                start_agent(wayline, role, broker, work, idle_s, serve=serve)[0]
+                for _ in range(runs)
+            ]
         except RuntimeError as exc:
-            print(f"| wayline {role} | {' '.join(str(exc).split())[-300:]} ||||||")
+            print(f"| {name} | {' '.join(str(exc).split())[-300:]} ||||||")
             continue
         online = [s.online_s for s in starts]
         rss = [s.rss_kb for s in starts]
         goals = f"< {GOAL_ONLINE_S} s, < {GOAL_RSS_MB:.0f} MB" if role == "vehicle" else ""
         print(
-            f"| wayline {role} | {statistics.median(online):.3f} | {max(online):.3f} "
+            f"| {name} | {statistics.median(online):.3f} | {max(online):.3f} "
             f"| {mb(statistics.median(rss))} | {mb(max(rss))} "
             f"| {mb(max(s.hwm_kb for s in starts))} | {goals} |"
         )
