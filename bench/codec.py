@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=0.2)
+    parser.add_argument("--quick", action="store_true", help="one short repeat of each")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.min_time = 1, 0.05
 
     messages: dict[str, Envelope] = {**SAMPLES, "route_plan (200 stops)": big_plan(200)}
     print(

@@ -124,7 +124,10 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=3000)
     parser.add_argument("--parcels", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="300 scans, 500 parcels, once")
     args = parser.parse_args()
+    if args.quick:
+        args.scans, args.parcels, args.repeats = 300, 500, 1
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         s = scan_round_trip(work, args.scans)

@@ -133,7 +133,10 @@ def main() -> int:
     p.add_argument("--stops", type=int, default=120)
     p.add_argument("--period", type=float, default=1.0, help="seconds between telemetry samples")
     p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="a shift of 30 stops")
     a = p.parse_args()
+    if a.quick:
+        a.stops = 30
     rng = random.Random(a.seed)
     van = "van-mem-1"
     samples: list[tuple[str, dict[str, int]]] = []
