@@ -23,9 +23,6 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.gc_collector import GCCollector
@@ -35,7 +32,8 @@ from prometheus_client.process_collector import ProcessCollector
 from cloud.ops import WebhookOutcome
 from protocol import RouteSequenceReport
 from sync import SyncNode
-from sync.metrics import Family, sync_families
+from sync.metrics import sync_families
+from sync.prometheus import to_prometheus
 
 __all__ = ["PLAN_BUCKETS_S", "RESEQUENCE_BUCKETS_S", "CloudMetrics"]
 
@@ -113,27 +111,4 @@ class _SyncCollector:
 
     def collect(self) -> Iterator[Metric]:
         for family in sync_families(self.node):
-            yield _to_prometheus(family)
-
-
-def _to_prometheus(family: Family) -> Metric:
-    """A library-neutral :class:`~sync.metrics.Family` as prometheus-client's metric."""
-    if family.type == "histogram":
-        h = family.histogram
-        assert h is not None
-        return HistogramMetricFamily(
-            family.name,
-            family.help,
-            buckets=[(_le(bound), n) for bound, n in h.buckets],
-            sum_value=h.sum,
-        )
-    kind = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
-    metric = kind(family.name, family.help, labels=[family.label] if family.label else [])
-    for value_label, value in family.samples:
-        metric.add_metric([value_label] if family.label else [], value)
-    return metric
-
-
-def _le(bound: float) -> str:
-    """A bucket's upper bound as the exposition writes it: ``0.05``, ``60.0``, ``+Inf``."""
-    return "+Inf" if math.isinf(bound) else repr(float(bound))
+            yield to_prometheus(family)

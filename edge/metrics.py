@@ -10,21 +10,18 @@ prometheus-client's global one, so several agents in one process keep apart.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.process_collector import ProcessCollector
 
 from sync import SyncNode
 from sync.metrics import Family, sync_families
+from sync.prometheus import to_prometheus
 
 if TYPE_CHECKING:
     from edge.resequencing import Resequencer
@@ -59,28 +56,4 @@ class _EdgeCollector:
                 )
             )
         for family in families:
-            yield _to_prometheus(family)
-
-
-def _to_prometheus(family: Family) -> Metric:
-    """A library-neutral :class:`~sync.metrics.Family` as prometheus-client's metric (the
-    cloud has the same few lines: edge and cloud share nothing but the wire and sync)."""
-    if family.type == "histogram":
-        h = family.histogram
-        assert h is not None
-        return HistogramMetricFamily(
-            family.name,
-            family.help,
-            buckets=[(_le(bound), n) for bound, n in h.buckets],
-            sum_value=h.sum,
-        )
-    kind = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
-    metric = kind(family.name, family.help, labels=[family.label] if family.label else [])
-    for value_label, value in family.samples:
-        metric.add_metric([value_label] if family.label else [], value)
-    return metric
-
-
-def _le(bound: float) -> str:
-    """A bucket's upper bound as the exposition writes it: ``0.05``, ``60.0``, ``+Inf``."""
-    return "+Inf" if math.isinf(bound) else repr(float(bound))
+            yield to_prometheus(family)
