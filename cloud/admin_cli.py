@@ -16,7 +16,11 @@
 ``wayline admin hash-password [--name NAME]``
     the scrypt hash of a dashboard password, for a user kept in the settings file.
 
-``--init`` creates the coordinator's store when there is none yet. Exit 0 when done; 1 when
+The store is ``--db``, else ``WAYLINE_DB``, else ``db`` in the coordinator's settings file
+(``--config``, or ``WAYLINE_CONFIG``): run beside a unit, ``wayline admin ... --config
+/etc/wayline/cloud.toml`` with the unit's environment file loaded finds the same store and
+token pepper as its coordinator. ``--init`` creates the coordinator's store when there is none
+yet. Exit 0 when done; 1 when
 the input is refused (a weak password, a duplicate, a malformed name or id, no store); 2 for
 usage (flags that do not go together, no terminal to ask on, unsafe ``WAYLINE_*`` settings).
 Each refusal is one line on stderr and nothing is written.
@@ -26,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import secrets
 import sys
+import tomllib
 from pathlib import Path
 
 from cloud.admin import (
@@ -103,8 +109,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _store_flags(p: argparse.ArgumentParser, *, required: bool) -> None:
-    p.add_argument("--db", type=Path, required=required, help="the coordinator's SQLite store")
+    p.add_argument(
+        "--db",
+        type=Path,
+        help="the coordinator's SQLite store (else WAYLINE_DB, else db in the --config file)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("WAYLINE_CONFIG") or None,
+        help="the coordinator's TOML settings file (as wayline cloud --config), for its db",
+    )
     p.add_argument("--init", action="store_true", help="create the store if there is none")
+    p.set_defaults(db_required=required)
+
+
+def _resolve_store(args: argparse.Namespace) -> None:
+    """``--db``, else ``WAYLINE_DB``, else ``db`` in the coordinator's ``--config`` file: the
+    precedence of ``wayline cloud``'s settings, so that an admin command run beside a unit
+    finds the store the unit's coordinator uses."""
+    if args.db is None and os.environ.get("WAYLINE_DB"):
+        args.db = Path(os.environ["WAYLINE_DB"])
+    if args.db is None and args.config is not None:
+        try:
+            with Path(args.config).open("rb") as f:
+                db = tomllib.load(f).get("db")
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"--config {args.config}: {exc}") from None
+        if db is not None and not isinstance(db, str):
+            raise UsageError(f"--config {args.config}: db must be a path, not {db!r}")
+        args.db = Path(db) if db else None
+    if args.db is None and args.db_required:
+        raise UsageError("the coordinator's store is needed: --db, WAYLINE_DB or db in --config")
 
 
 def _password_flags(p: argparse.ArgumentParser) -> None:
@@ -120,6 +156,8 @@ def _password_flags(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     command = args.admin_command
     try:
+        if hasattr(args, "db_required"):
+            _resolve_store(args)
         if command == "create-user":
             return _create_user(args)
         if command == "create-token":

@@ -348,11 +348,32 @@ def test_create_user_from_stdin_and_every_refusal(
         [row] = cloud_db.dashboard_users()
         assert (row["roles"], row["carrier_id"]) == ("carrier", "swiftgo")
 
-    for argv in (("create-user", "--name", "x", "--role", "ops"), ("create-user", "--db", db)):
-        with pytest.raises(SystemExit) as exit_:
-            cli(*argv)
-        assert exit_.value.code == 2
+    with pytest.raises(SystemExit) as exit_:
+        cli("create-user", "--db", db)  # no name, no role: argparse's usage error
+    assert exit_.value.code == 2
     capsys.readouterr()
+    assert cli("create-user", "--name", "x", "--role", "ops") == 2  # no store named anywhere
+    assert "--db, WAYLINE_DB or db in --config" in capsys.readouterr().err
+
+
+def test_the_store_comes_from_the_coordinators_settings_as_for_wayline_cloud(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "cloud.toml"
+    config.write_text(f'broker = "mqtt://127.0.0.1:1883"\ndb = "{store}"\n')
+    monkeypatch.setenv("WAYLINE_TOKEN_PEPPER", "p" * 40)
+    assert cli("create-token", "--config", str(config), "--name", "oms", "--role", "viewer") == 0
+    monkeypatch.setenv("WAYLINE_CONFIG", str(config))
+    assert cli("create-token", "--name", "erp", "--role", "viewer") == 0
+    monkeypatch.setenv("WAYLINE_DB", str(tmp_path / "elsewhere.db"))  # the environment wins
+    assert cli("create-token", "--name", "bi", "--role", "viewer") == 1
+    assert "no coordinator store at" in capsys.readouterr().err
+    with coordinator_store(store) as cloud_db:
+        assert {t["name"] for t in cloud_db.tokens()} >= {"oms", "erp"}
+    config.write_text("db = [1, 2]\n")
+    monkeypatch.delenv("WAYLINE_DB")
+    assert cli("create-token", "--name", "x1", "--role", "viewer") == 2
+    assert "db must be a path" in capsys.readouterr().err
 
 
 def test_create_token_refusals(
