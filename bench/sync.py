@@ -111,11 +111,14 @@ def fleet_main(argv: list[str]) -> int:
 # -- the parts -----------------------------------------------------------------------------
 
 
-def _cloud(url: str, db: Path, log: Path) -> subprocess.Popen[bytes]:
+def _cloud(
+    url: str, db: Path, log: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """A ``wayline cloud`` process (development settings, plus ``env``) logging to ``log``."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "wayline", "cloud", "--broker", url, "--db", str(db)],
-            env={**os.environ, "WAYLINE_ENV": "development"},  # a local benchmark cloud
+            [sys.executable, "-m", "wayline", "cloud", "--broker", url, "--db", str(db), *args],
+            env={**os.environ, "WAYLINE_ENV": "development", **(env or {})},  # a local cloud
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
