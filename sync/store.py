@@ -2,7 +2,8 @@
 
 Opening a store sets WAL and ``synchronous=FULL`` (DESIGN rule 7: facts survive power loss).
 A store that fails its integrity check is quarantined beside itself and what is intact is
-copied into a fresh one; nothing is ever deleted. The connection runs in autocommit mode and
+copied into a fresh one; nothing is ever deleted. A store another process holds locked is
+waited for, never taken for corrupt. The connection runs in autocommit mode and
 every write goes through :func:`transaction`, which takes the node's lock and issues
 ``BEGIN IMMEDIATE`` / ``COMMIT`` itself, so a state change and the message reporting it land
 in one transaction (rule 1).
@@ -147,14 +148,27 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _healthy(path: Path) -> bool:
+#: How long opening a store waits for another process's lock on it before giving up (and
+#: leaving it untouched): a busy store is healthy, never a reason to quarantine it.
+LOCK_WAIT_S = 60.0
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _healthy(path: Path, lock_wait_s: float) -> bool:
+    """Whether the store passes SQLite's quick check. Waits out another connection's lock;
+    raises StoreError if it is still held after ``lock_wait_s``."""
     try:
-        conn = sqlite3.connect(path, isolation_level=None)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=lock_wait_s)
         try:
             row = conn.execute("PRAGMA quick_check").fetchone()
         finally:
             conn.close()
-    except sqlite3.DatabaseError:
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
+            raise StoreError(
+                f"store {path} is locked by another process after {lock_wait_s:g} s "
+                "of waiting; left as it is"
+            ) from None
         return False
     return bool(row) and row[0] == "ok"
 
@@ -250,8 +264,9 @@ def _probe(
         yield row[1:]
 
 
-def open_store(path: str | Path) -> Store:
-    """Open (or create) a node's store; quarantine and recover it if it is corrupt.
+def open_store(path: str | Path, *, lock_wait_s: float = LOCK_WAIT_S) -> Store:
+    """Open (or create) a node's store; quarantine and recover it if it is corrupt, wait for
+    it if another process holds it locked (up to ``lock_wait_s``; then StoreError).
 
     The sync tables are brought to this code's schema (:data:`SYNC_SCHEMA`); a store from a
     newer Wayline raises :class:`~sync.errors.SchemaVersionError` and is left untouched.
@@ -262,7 +277,7 @@ def open_store(path: str | Path) -> Store:
         p.parent.mkdir(parents=True, exist_ok=True)
         if p.exists() and not p.is_file():
             raise StoreError(f"cannot open store {p}: not a regular file")
-        if p.exists() and not _healthy(p):
+        if p.exists() and not _healthy(p, lock_wait_s):
             bad = _quarantine(p)
             conn = _connect(p)
             copied = _recover(bad, conn)

@@ -4,6 +4,11 @@ is quarantined and recovered, never deleted."""
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -178,3 +183,69 @@ def test_a_counter_that_went_backwards_follows_the_peers_ack(
     with a.transaction() as tx:
         assert tx.emit("cloud", sample(3)).seq == 10
     a.store.close()
+
+
+# -- a store another process holds locked ---------------------------------------------------
+
+
+@contextmanager
+def locked_for(path: Path, seconds: float) -> Iterator[None]:
+    """Another connection holds ``path`` exclusively locked for ``seconds`` (as a second
+    process copying or checking the file would), then lets go."""
+    held = threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("UPDATE sync_meta SET value = value WHERE key = 'lc'")
+        held.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        yield
+    finally:
+        holder.join(seconds + 10)
+
+
+def _store_with_rows(path: Path) -> int:
+    n = node(path)
+    with n.transaction() as tx:
+        for i in range(50):
+            tx.emit("cloud", sample(i + 1))
+    pending = n.pending()
+    n.store.close()
+    return pending
+
+
+def test_a_store_locked_longer_than_sqlites_own_wait_is_waited_for_not_quarantined(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "van.db"
+    assert _store_with_rows(path) == 50
+    with locked_for(path, 6.0):  # past SQLite's default busy timeout of 5 s
+        store = open_store(path)
+    try:
+        assert not store.recovered
+        assert sorted(p.name for p in tmp_path.iterdir() if "corrupt" in p.name) == []
+    finally:
+        store.close()
+    reopened = node(path)
+    assert reopened.pending() == 50  # every unsent fact still there
+    reopened.store.close()
+
+
+def test_a_store_still_locked_after_the_wait_is_refused_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "van.db"
+    _store_with_rows(path)
+    before = {p.name for p in tmp_path.iterdir()}
+    with locked_for(path, 2.0), pytest.raises(StoreError, match="locked by another process"):
+        open_store(path, lock_wait_s=0.3)
+    assert {p.name for p in tmp_path.iterdir()} == before
