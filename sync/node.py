@@ -57,7 +57,7 @@ from sync.bounds import (
 )
 from sync.metrics import SyncMetrics
 from sync.mqtt import BrokerAddress, MqttLink
-from sync.repair import counter_unsure, fill_holes, mark_counter, renumber_after
+from sync.repair import counter_unsure, drop_damaged, fill_holes, mark_counter, renumber_after
 from sync.sending import Sending
 from sync.store import Store
 from sync.stream import Handler, HandlerFailed, Rejected, SyncSettings, Tx
@@ -116,6 +116,8 @@ class SyncNode(Sending):
         self._online: dict[str, bool] = {}
         self._last_resend: dict[str, tuple[int, float]] = {}
         with self.store.transaction() as conn:
+            if self.store.recovered:  # rows copied out of a damaged file: are they whole?
+                drop_damaged(conn, self.node_id, self.settings.max_payload)
             if fill_holes(conn, self.node_id, self.tick):
                 self._save_clock(conn)
             if self.store.recovered:

@@ -6,6 +6,10 @@ Two ways a recovered outbox can break a stream, and what is done about each:
   The receiver would wait for them forever. Each lost number is filled with an ``exception``
   entry (category ``entry_lost``, critical) so the loss is visible where people look and the
   stream moves on.
+- **A damaged entry**: its row was copied but its bytes are not the envelope they were (no
+  longer decodable, or another number's). The receiver would refuse it at every resend and
+  wait forever for that number; it is dropped (:func:`drop_damaged`) and so becomes a hole,
+  filled as above.
 - **A counter that went backwards**: the row holding ``next_seq`` was lost, so new entries
   reuse numbers the peer already applied and would be dropped as duplicates. The peer's ack
   then names a number beyond anything this node has sent; every unacked entry is renumbered
@@ -22,11 +26,33 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from protocol import ExceptionReport, decode, encode, make_envelope
+from protocol import ExceptionReport, ProtocolError, decode, encode, make_envelope
 
-__all__ = ["counter_unsure", "fill_holes", "mark_counter", "renumber_after"]
+__all__ = ["counter_unsure", "drop_damaged", "fill_holes", "mark_counter", "renumber_after"]
 
 log = logging.getLogger(__name__)
+
+
+def drop_damaged(conn: sqlite3.Connection, node_id: str, max_bytes: int) -> int:
+    """Delete the unacked entries whose bytes are not this node's envelope of that number;
+    return how many (:func:`fill_holes` then reports each as lost)."""
+    rows = conn.execute(
+        "SELECT o.peer, o.seq, o.payload FROM sync_outbox o LEFT JOIN sync_out s USING (peer) "
+        "WHERE o.seq > coalesce(s.acked_upto, 0)"
+    ).fetchall()
+    damaged = []
+    for peer, seq, payload in rows:
+        try:
+            env = decode(bytes(payload), max_bytes=max_bytes)
+        except (ProtocolError, TypeError):
+            damaged.append((peer, seq))
+            continue
+        if env.src != node_id or env.seq != seq:
+            damaged.append((peer, seq))
+    for peer, seq in damaged:
+        conn.execute("DELETE FROM sync_outbox WHERE peer = ? AND seq = ?", (peer, seq))
+        log.critical("stream to %s: entry %d was damaged in the store; reported as lost", peer, seq)
+    return len(damaged)
 
 
 def fill_holes(conn: sqlite3.Connection, node_id: str, tick: Callable[[], int]) -> int:

@@ -161,6 +161,31 @@ def test_a_hole_left_by_a_damaged_page_is_filled_so_the_stream_moves_on(
     b.store.close()
 
 
+def test_a_damaged_entry_copied_by_recovery_is_reported_lost_so_the_stream_moves_on(
+    tmp_path: Path, allowed_errors: list[str]
+) -> None:
+    allowed_errors.extend(["damaged in the store", "lost entries replaced"])
+    a = node(tmp_path / "v.db")
+    with a.transaction() as tx:
+        for i in range(10):
+            tx.emit("cloud", sample(i))
+    good = a.store.read("SELECT payload FROM sync_outbox WHERE seq = 3")[0][0]
+    a.store.conn.execute("UPDATE sync_outbox SET payload = x'93a1ff00' WHERE seq = 6")  # garbled
+    a.store.conn.execute("UPDATE sync_outbox SET payload = ? WHERE seq = 8", (good,))  # another's
+    a.store.close()
+    store = open_store(tmp_path / "v.db")
+    store.recovered = True  # as open_store marks a store recovered from a quarantined copy
+    b = SyncNode(node_id="van-1", role="device", store=store, handler=Nothing(), broker=None)
+    entries = b.store.read("SELECT seq, payload FROM sync_outbox ORDER BY seq")
+    assert [seq for seq, _ in entries] == list(range(1, 11))
+    decoded = {seq: decode(payload) for seq, payload in entries}  # every entry whole again
+    assert all(env.seq == seq and env.src == "van-1" for seq, env in decoded.items())
+    lost = {seq: env.body for seq, env in decoded.items() if env.kind == "exception"}
+    assert sorted(lost) == [6, 8]
+    assert all(x.category == "entry_lost" and x.data["seq"] == seq for seq, x in lost.items())
+    b.store.close()
+
+
 def test_a_counter_that_went_backwards_follows_the_peers_ack(
     tmp_path: Path, allowed_errors: list[str]
 ) -> None:
