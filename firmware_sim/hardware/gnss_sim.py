@@ -23,6 +23,7 @@ from typing import BinaryIO
 import pynmea2
 
 from firmware_sim.hardware.errors import SimSocketError
+from firmware_sim.hardware.loopback import listen_loopback
 from firmware_sim.hardware.serial_port import PtySerialPort
 
 __all__ = ["GnssSimulator", "GnssState", "nmea_sentences"]
@@ -104,17 +105,7 @@ class GnssSimulator:
         self.pipe = pipe
         self.garbage_every = garbage_every
         self.sent = 0
-        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._server.bind(("127.0.0.1", port))
-        except OSError as exc:
-            self._server.close()
-            raise SimSocketError(
-                f"GNSS simulator cannot listen on 127.0.0.1:{port}: {exc}"
-            ) from exc
-        self._server.listen(8)
-        self._server.setblocking(False)
+        self._server = listen_loopback(port, "GNSS simulator")
         self.port: int = self._server.getsockname()[1]
         self._clients: list[socket.socket] = []
         self._stop = threading.Event()

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from firmware_sim.hardware.errors import SimSocketError
 from firmware_sim.hardware.gnss_sim import GnssState
+from firmware_sim.hardware.loopback import listen_loopback
 
 __all__ = ["GpsdSimulator", "tpv_report"]
 
@@ -65,17 +65,7 @@ class GpsdSimulator:
         self.state = state
         self.period_s = period_s
         self.sent = 0
-        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._server.bind(("127.0.0.1", port))
-        except OSError as exc:
-            self._server.close()
-            raise SimSocketError(
-                f"gpsd simulator cannot listen on 127.0.0.1:{port}: {exc}"
-            ) from exc
-        self._server.listen(8)
-        self._server.setblocking(False)
+        self._server = listen_loopback(port, "gpsd simulator")
         self.port: int = self._server.getsockname()[1]
         self._clients: dict[socket.socket, bytearray] = {}
         self._watching: set[socket.socket] = set()

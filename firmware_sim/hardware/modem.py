@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from firmware_sim.hardware.errors import SimSocketError
+from firmware_sim.hardware.loopback import listen_loopback
 
 __all__ = ["CoverageMap", "DeadZone", "ModemProxy", "distance_km"]
 
@@ -107,15 +107,7 @@ class ModemProxy:
         self.upstream = upstream
         self._online_fn = online
         self._forced: bool | None = None
-        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._server.bind(("127.0.0.1", port))
-        except OSError as exc:
-            self._server.close()
-            raise SimSocketError(f"modem proxy cannot listen on 127.0.0.1:{port}: {exc}") from exc
-        self._server.listen(16)
-        self._server.setblocking(False)
+        self._server = listen_loopback(port, "modem proxy", backlog=16)
         self.port: int = self._server.getsockname()[1]
         self._pairs: dict[socket.socket, socket.socket] = {}
         self._sel = selectors.DefaultSelector()
